@@ -1,0 +1,77 @@
+"""What every benchmark shares: timing by median of repeats, and a header naming the machine."""
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+
+
+def median_time(fn, repeat=7, number=None, min_time=0.2):
+    """Median seconds per call of ``fn`` over ``repeat`` rounds of ``number`` calls.
+
+    ``number`` is chosen so one round lasts about ``min_time`` when not given.
+    """
+    fn()  # warm up: caches, lazy imports, JIT
+    if number is None:
+        number, elapsed = 1, 0.0
+        while True:
+            t0 = time.perf_counter()
+            for _ in range(number):
+                fn()
+            elapsed = time.perf_counter() - t0
+            if elapsed >= min_time / 4:
+                break
+            number *= 4
+        number = max(1, int(number * min_time / max(elapsed, 1e-9)))
+    rounds = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        rounds.append((time.perf_counter() - t0) / number)
+    return statistics.median(rounds)
+
+
+def try_import_torch():
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+def machine_header():
+    """Lines naming the machine, versions and thread settings, for the top of every report."""
+    import minidl
+
+    lines = [
+        f"machine: {platform.machine()} {platform.processor() or ''} {os.cpu_count()} logical CPUs, "
+        f"{platform.system()} {platform.release()}",
+        f"python {platform.python_version()}, numpy {np.__version__}, minidl {minidl.__version__}",
+    ]
+    try:
+        cfg = np.show_config(mode="dicts")
+        blas = cfg.get("Build Dependencies", {}).get("blas", {})
+        lines.append(f"numpy BLAS: {blas.get('name', '?')} {blas.get('version', '')}")
+    except (TypeError, AttributeError):
+        pass
+    torch = try_import_torch()
+    if torch is not None:
+        lines.append(f"torch {torch.__version__}, torch threads {torch.get_num_threads()}")
+    env = {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                                      "NUMBA_NUM_THREADS") if k in os.environ}
+    lines.append(f"thread settings: {env or 'library defaults'}")
+    return lines
+
+
+def write_json(path, payload):
+    if path is None:
+        return
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(payload, f, indent=2)
+    os.replace(tmp, path)
+    print(f"wrote {path}", file=sys.stderr)

@@ -1,0 +1,56 @@
+"""minidl: a deep-learning framework written from scratch on NumPy.
+
+    import minidl as mdl
+    x = mdl.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    y = (x * x).sum()
+    y.backward()
+    x.grad            # 2 * x
+"""
+import numpy as np
+
+from minidl.backend import DeviceError, get_array_module, manual_seed
+from minidl.gradcheck import GradcheckError, gradcheck, gradgradcheck
+from minidl.ops import (abs, broadcast_to, cat, concat, exp, flatten, log, log_softmax, matmul, maximum, relu,
+                        reshape, sigmoid, softmax, sqrt, stack, tanh, transpose)
+from minidl.ops import clip
+from minidl.tensor import (AnomalyError, Function, Tensor, detect_anomaly, enable_grad, grad, is_grad_enabled,
+                           no_grad, registered_ops, set_grad_enabled)
+
+__version__ = "0.1.0"
+
+
+def tensor(data, requires_grad=False, dtype=None, device=None):
+    """A new leaf tensor. An ndarray keeps its dtype; Python floats become float32."""
+    t = Tensor(data, dtype=dtype)
+    if device is not None:
+        t = t.to(device)
+    t.requires_grad = requires_grad
+    return t
+
+
+def _filled(make, shape, dtype, requires_grad):
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    return tensor(make(shape).astype(dtype or np.float32, copy=False), requires_grad=requires_grad)
+
+
+def zeros(*shape, dtype=None, requires_grad=False):
+    return _filled(np.zeros, shape, dtype, requires_grad)
+
+
+def ones(*shape, dtype=None, requires_grad=False):
+    return _filled(np.ones, shape, dtype, requires_grad)
+
+
+def randn(*shape, dtype=None, requires_grad=False):
+    """Standard-normal samples from the framework's generator (see manual_seed)."""
+    from minidl import backend
+
+    return _filled(backend.rng().standard_normal, shape, dtype, requires_grad)
+
+
+def rand(*shape, dtype=None, requires_grad=False):
+    """Uniform [0, 1) samples from the framework's generator (see manual_seed)."""
+    from minidl import backend
+
+    return _filled(backend.rng().random, shape, dtype, requires_grad)

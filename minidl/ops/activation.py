@@ -1,0 +1,102 @@
+"""Activations: relu, tanh, sigmoid, softmax, log_softmax."""
+from minidl import backend
+from minidl.ops._util import normalize_axis, pick_axis
+from minidl.tensor import Function, Tensor
+
+
+class ReLU(Function):
+    """y = max(x, 0).  dL/dx = gy where x > 0, else 0."""
+
+    def forward(self, x):
+        return backend.get_array_module(x).maximum(x, 0)
+
+    def backward(self, gy):
+        x = self.inputs[0].data
+        return gy * Tensor._wrap((x > 0).astype(x.dtype))
+
+
+class Tanh(Function):
+    """y = tanh x.  dL/dx = gy (1 - y^2)."""
+
+    def forward(self, x):
+        return backend.get_array_module(x).tanh(x)
+
+    def backward(self, gy):
+        y = self.output()
+        return gy * (1 - y * y)
+
+
+class Sigmoid(Function):
+    """y = 1 / (1 + e^-x), computed as (tanh(x/2) + 1) / 2, which never
+    overflows.  dL/dx = gy y (1 - y)."""
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        return xp.tanh(x * x.dtype.type(0.5)) * x.dtype.type(0.5) + x.dtype.type(0.5)
+
+    def backward(self, gy):
+        y = self.output()
+        return gy * y * (1 - y)
+
+
+class Softmax(Function):
+    """y_i = e^(x_i - m) / sum_j e^(x_j - m) along ``axis``, with m = max_j x_j.
+
+    Subtracting m changes nothing mathematically (it cancels) but keeps every
+    exponent <= 0, so nothing overflows for large inputs.
+    dy_i/dx_k = y_i (delta_ik - y_k), hence dL/dx = y * (gy - sum(gy * y)).
+    """
+
+    def __init__(self, axis):
+        self.axis = axis
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        e = xp.exp(x - x.max(axis=self.axis, keepdims=True))
+        return e / e.sum(axis=self.axis, keepdims=True)
+
+    def backward(self, gy):
+        y = self.output()
+        return y * (gy - (gy * y).sum(axis=self.axis, keepdims=True))
+
+
+class LogSoftmax(Function):
+    """y_i = x_i - m - log sum_j e^(x_j - m) along ``axis`` (the log-sum-exp trick).
+
+    dy_i/dx_k = delta_ik - softmax_k, hence dL/dx = gy - softmax(x) * sum(gy),
+    with softmax(x) = e^y.
+    """
+
+    def __init__(self, axis):
+        self.axis = axis
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        shifted = x - x.max(axis=self.axis, keepdims=True)
+        return shifted - xp.log(xp.exp(shifted).sum(axis=self.axis, keepdims=True))
+
+    def backward(self, gy):
+        y = self.output()
+        return gy - y.exp() * gy.sum(axis=self.axis, keepdims=True)
+
+
+def relu(x):
+    return ReLU()(x)
+
+
+def tanh(x):
+    return Tanh()(x)
+
+
+def sigmoid(x):
+    return Sigmoid()(x)
+
+
+def softmax(x, axis=-1, *, dim=None):
+    axis = normalize_axis("softmax", pick_axis(axis if dim is None else None, dim), x.ndim)[0]
+    return Softmax(axis)(x)
+
+
+def log_softmax(x, axis=-1, *, dim=None):
+    axis = normalize_axis("log_softmax", pick_axis(axis if dim is None else None, dim), x.ndim)[0]
+    return LogSoftmax(axis)(x)

@@ -1,0 +1,50 @@
+"""Matrix multiplication, batched and broadcast as ``numpy.matmul``."""
+import numpy as np
+
+from minidl.ops._util import binary_operands, broadcast_shape
+from minidl.ops.reduction import sum_to
+from minidl.tensor import Function
+
+
+def _matrix_T(t):
+    """Swap the last two axes."""
+    perm = tuple(range(t.ndim - 2)) + (t.ndim - 1, t.ndim - 2)
+    return t.transpose(perm)
+
+
+class MatMul(Function):
+    """y = a @ b, with leading (batch) axes broadcast.
+
+    For one matrix pair, y_ij = sum_k a_ik b_kj, so dL/da_ik = sum_j gy_ij b_kj
+    (dL/da = gy @ b^T) and dL/db = a^T @ gy. With batch axes the same holds per
+    batch, and a broadcast operand sums its gradient over the batches it was
+    reused in. A 1-D operand is treated as a row (a) or column (b) vector.
+    """
+
+    def forward(self, a, b):
+        return a @ b
+
+    def backward(self, gy):
+        a, b = self.inputs
+        a2 = a if a.ndim > 1 else a.reshape(1, -1)
+        b2 = b if b.ndim > 1 else b.reshape(-1, 1)
+        out2 = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2]) + (a2.shape[-2], b2.shape[-1])
+        gy2 = gy.reshape(out2)
+        ga = sum_to(gy2 @ _matrix_T(b2), a2.shape).reshape(a.shape)
+        gb = sum_to(_matrix_T(a2) @ gy2, b2.shape).reshape(b.shape)
+        return ga, gb
+
+
+def matmul(a, b):
+    a, b = binary_operands(a, b)
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(f"matmul: operands need at least one dimension; got shapes {a.shape} and {b.shape}")
+    k_a = a.shape[-1]
+    k_b = b.shape[-2] if b.ndim > 1 else b.shape[0]
+    if k_a != k_b:
+        raise ValueError(
+            f"matmul: shapes {a.shape} and {b.shape} do not fit: a's last axis ({k_a}) must equal "
+            f"b's {'second-to-last' if b.ndim > 1 else 'only'} axis ({k_b})"
+        )
+    broadcast_shape("matmul (batch axes)", a.shape[:-2], b.shape[:-2])
+    return MatMul()(a, b)

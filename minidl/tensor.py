@@ -1,0 +1,665 @@
+"""Tensor and the define-by-run autograd engine.
+
+Every operation is a :class:`Function`. Calling one on tensors runs its
+``forward`` on the raw arrays and, when a gradient is wanted, links the
+outputs back to it (``output.creator``) and keeps the inputs. That chain of
+links *is* the graph: it is built as the program runs ("define by run").
+
+``backward()`` walks the graph from the output towards the leaves. Each
+function's ``backward`` gets the gradients of its outputs and returns the
+gradients of its inputs (the chain rule, one node at a time). Functions are
+visited in decreasing ``generation`` (a function's generation is one more
+than that of its newest input), which is a topological order: a function is
+only visited after every function that consumes its outputs, so its output
+gradients are complete. A heap replaces recursion, so a 5,000-op chain is as
+fine as a 5-op one.
+
+Gradients are themselves computed with Tensor operations. Normally that runs
+in ``no_grad`` mode; with ``create_graph=True`` it is recorded, so the
+gradient can be differentiated again.
+
+Memory: a Function holds its inputs strongly and its outputs weakly, and a
+tensor holds its creator, so the graph has no reference cycles and is freed
+by reference counting as soon as the last output is dropped. ``backward``
+also drops each function's inputs as it passes (unless ``retain_graph``).
+"""
+import contextlib
+import heapq
+import itertools
+import weakref
+
+import numpy as np
+
+from minidl import backend
+
+
+# --- global modes -------------------------------------------------------------
+
+class _Mode:
+    grad_enabled = True
+    anomaly = False
+
+
+def is_grad_enabled():
+    return _Mode.grad_enabled
+
+
+@contextlib.contextmanager
+def set_grad_enabled(enabled):
+    """Context in which graph recording is on or off."""
+    old = _Mode.grad_enabled
+    _Mode.grad_enabled = bool(enabled)
+    try:
+        yield
+    finally:
+        _Mode.grad_enabled = old
+
+
+def no_grad():
+    """Context in which operations build no graph (inference, optimizer steps)."""
+    return set_grad_enabled(False)
+
+
+def enable_grad():
+    return set_grad_enabled(True)
+
+
+class AnomalyError(FloatingPointError):
+    """Raised inside ``detect_anomaly()`` by the first op that makes NaN or inf."""
+
+
+@contextlib.contextmanager
+def detect_anomaly():
+    """Context in which the first operation (forward or backward) that produces
+    NaN or inf raises :class:`AnomalyError` naming the op. Costs one
+    ``isfinite`` pass per op output, so it is for debugging, not training."""
+    old = _Mode.anomaly
+    _Mode.anomaly = True
+    try:
+        yield
+    finally:
+        _Mode.anomaly = old
+
+
+def _check_finite(fn, arrays, where):
+    for i, a in enumerate(arrays):
+        if a is None or a.dtype.kind not in "fc":
+            continue
+        xp = backend.get_array_module(a)
+        if not bool(xp.isfinite(a).all()):
+            n_nan = int(xp.isnan(a).sum())
+            n_inf = int(a.size - xp.isfinite(a).sum()) - n_nan
+            raise AnomalyError(
+                f"{type(fn).__name__} produced {n_nan} NaN and {n_inf} inf values in {where} {i} "
+                f"(shape {tuple(a.shape)}, dtype {a.dtype})"
+            )
+
+
+# --- Tensor -------------------------------------------------------------------
+
+def _to_array(data, dtype=None):
+    """Array from user data. An ndarray keeps its dtype; Python floats (and
+    lists of them) become float32, as in PyTorch."""
+    if isinstance(data, Tensor):
+        data = data.data
+    if isinstance(data, np.ndarray) or backend._is_cupy_array(data):
+        return data if dtype is None else data.astype(dtype, copy=False)
+    if isinstance(data, np.generic):
+        return np.asarray(data, dtype=dtype)
+    a = np.asarray(data)
+    if dtype is None and a.dtype == np.float64:
+        a = a.astype(np.float32)
+    elif dtype is not None:
+        a = a.astype(dtype, copy=False)
+    if a.dtype == object:
+        raise TypeError(f"cannot make a tensor from {type(data).__name__}: its values are not numbers")
+    return a
+
+
+def _is_float(dtype):
+    return dtype.kind == "f"
+
+
+class _Size(int):
+    """``x.size`` is the number of elements (NumPy); ``x.size()`` and
+    ``x.size(dim)`` give the shape (PyTorch). This int subclass serves both."""
+
+    def __new__(cls, shape):
+        n = int(np.prod(shape, dtype=np.int64))
+        self = super().__new__(cls, n)
+        self._shape = shape
+        return self
+
+    def __call__(self, dim=None):
+        return self._shape if dim is None else self._shape[dim]
+
+
+class Tensor:
+    """An n-dimensional array with an optional gradient.
+
+    ``data`` is a ``numpy.ndarray`` or ``cupy.ndarray``; ``grad`` is a Tensor or
+    None; ``creator`` is the Function that made this tensor (None for a leaf).
+    """
+
+    __array_priority__ = 200
+    __array_ufunc__ = None  # make `ndarray op Tensor` defer to Tensor's reflected op
+    __hash__ = object.__hash__  # __eq__ is elementwise, identity stays the hash
+
+    def __init__(self, data, requires_grad=False, dtype=None):
+        self.data = _to_array(data, dtype)
+        self.grad = None
+        self.creator = None
+        self.generation = 0
+        self._requires_grad = False
+        self._retains_grad = False
+        self.requires_grad = requires_grad
+
+    @classmethod
+    def _wrap(cls, array):
+        """A fresh leaf around an array, skipping validation (the ops' hot path)."""
+        t = cls.__new__(cls)
+        t.data = array
+        t.grad = None
+        t.creator = None
+        t.generation = 0
+        t._requires_grad = False
+        t._retains_grad = False
+        return t
+
+    # properties ---------------------------------------------------------------
+    @property
+    def requires_grad(self):
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value):
+        if value and not _is_float(self.data.dtype):
+            raise TypeError(
+                f"only floating-point tensors can require gradients; this tensor is {self.data.dtype} "
+                "(convert it first, e.g. x.astype(np.float32))"
+            )
+        self._requires_grad = bool(value)
+
+    @property
+    def is_leaf(self):
+        return self.creator is None
+
+    @property
+    def shape(self):
+        return tuple(self.data.shape)
+
+    @property
+    def ndim(self):
+        return self.data.ndim
+
+    @property
+    def size(self):
+        return _Size(self.shape)
+
+    def numel(self):
+        return int(self.data.size)
+
+    def dim(self):
+        return self.data.ndim
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def device(self):
+        return backend.device_of(self.data)
+
+    def __len__(self):
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.data.shape[0]
+
+    def __repr__(self):
+        body = np.array2string(backend.as_numpy(self.data), separator=", ", prefix="tensor(")
+        extra = f", dtype={self.dtype}"
+        if self.device != "cpu":
+            extra += f", device='{self.device}'"
+        if self.requires_grad:
+            extra += ", requires_grad=True"
+        return f"tensor({body}{extra})"
+
+    def __array__(self, dtype=None, copy=None):
+        if self.requires_grad:
+            raise TypeError(
+                "cannot convert a tensor that requires grad to a NumPy array implicitly; "
+                "use x.detach().numpy()"
+            )
+        a = backend.as_numpy(self.data)
+        return a if dtype is None else a.astype(dtype)
+
+    def __bool__(self):
+        if self.data.size != 1:
+            raise ValueError(
+                f"the truth value of a tensor with {self.data.size} elements is ambiguous; "
+                "use .any() or .all()"
+            )
+        return bool(self.data)
+
+    # conversion -----------------------------------------------------------
+    def numpy(self):
+        """The values as a host ``numpy.ndarray`` (shares memory on the CPU)."""
+        return backend.as_numpy(self.data)
+
+    def item(self):
+        if self.data.size != 1:
+            raise ValueError(f"item() needs a tensor with one element; this one has shape {self.shape}")
+        return self.data.item()
+
+    def tolist(self):
+        return backend.as_numpy(self.data).tolist()
+
+    def detach(self):
+        """The same data, cut from the graph (shares memory)."""
+        return Tensor._wrap(self.data)
+
+    def to(self, device=None, dtype=None):
+        out = self
+        if dtype is not None:
+            out = out.astype(dtype)
+        if device is not None:
+            out = ops.to_device(out, device)
+        return out
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def cuda(self, index=None):
+        return self.to("cuda" if index is None else f"cuda:{index}")
+
+    def astype(self, dtype):
+        return ops.cast(self, dtype)
+
+    def float(self):
+        return self.astype(np.float32)
+
+    def double(self):
+        return self.astype(np.float64)
+
+    # autograd ---------------------------------------------------------------
+    def retain_grad(self):
+        """Keep ``.grad`` for this non-leaf tensor too (leaves always keep it)."""
+        self._retains_grad = True
+
+    def zero_grad(self):
+        self.grad = None
+
+    def backward(self, gradient=None, retain_graph=False, create_graph=False):
+        """Accumulate d(self)/d(leaf) into ``leaf.grad`` for every leaf that requires grad.
+
+        ``gradient`` is the gradient of some scalar with respect to ``self``;
+        it may be omitted only when ``self`` has one element (then it is 1).
+        """
+        if not self.requires_grad:
+            raise RuntimeError(
+                "backward(): this tensor does not require grad and has no graph; "
+                "create the inputs with requires_grad=True, outside no_grad()"
+            )
+        if gradient is None:
+            if self.data.size != 1:
+                raise ValueError(
+                    f"backward() without a gradient needs a tensor with one element; this one has "
+                    f"shape {self.shape}. Reduce it first (e.g. .sum()) or pass gradient= of that shape"
+                )
+            gradient = Tensor._wrap(backend.get_array_module(self.data).ones_like(self.data))
+        run_backward([self], [gradient], retain_graph=retain_graph, create_graph=create_graph)
+
+    # operators -------------------------------------------------------------
+    def __neg__(self):
+        return ops.neg(self)
+
+    def __add__(self, other):
+        return ops.add(self, other)
+
+    def __radd__(self, other):
+        return ops.add(other, self)
+
+    def __sub__(self, other):
+        return ops.sub(self, other)
+
+    def __rsub__(self, other):
+        return ops.sub(other, self)
+
+    def __mul__(self, other):
+        return ops.mul(self, other)
+
+    def __rmul__(self, other):
+        return ops.mul(other, self)
+
+    def __truediv__(self, other):
+        return ops.div(self, other)
+
+    def __rtruediv__(self, other):
+        return ops.div(other, self)
+
+    def __pow__(self, other):
+        return ops.pow(self, other)
+
+    def __rpow__(self, other):
+        return ops.pow(other, self)
+
+    def __matmul__(self, other):
+        return ops.matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return ops.matmul(other, self)
+
+    def __getitem__(self, index):
+        return ops.getitem(self, index)
+
+    # comparisons are not differentiable: they return bool tensors off the graph
+    def _compare(self, other, name):
+        other = other.data if isinstance(other, Tensor) else other
+        return Tensor._wrap(getattr(self.data, name)(other))
+
+    def __eq__(self, other):
+        return self._compare(other, "__eq__")
+
+    def __ne__(self, other):
+        return self._compare(other, "__ne__")
+
+    def __lt__(self, other):
+        return self._compare(other, "__lt__")
+
+    def __le__(self, other):
+        return self._compare(other, "__le__")
+
+    def __gt__(self, other):
+        return self._compare(other, "__gt__")
+
+    def __ge__(self, other):
+        return self._compare(other, "__ge__")
+
+    # methods -----------------------------------------------------------------
+    def reshape(self, *shape):
+        return ops.reshape(self, *shape)
+
+    view = reshape
+
+    def transpose(self, *axes):
+        return ops.transpose(self, *axes)
+
+    def permute(self, *dims):
+        return ops.permute(self, *dims)
+
+    @property
+    def T(self):
+        return ops.transpose(self)
+
+    def flatten(self, start_dim=0, end_dim=-1):
+        return ops.flatten(self, start_dim, end_dim)
+
+    def squeeze(self, axis=None, dim=None):
+        return ops.squeeze(self, axis, dim=dim)
+
+    def unsqueeze(self, dim):
+        return ops.unsqueeze(self, dim)
+
+    def expand_dims(self, axis):
+        return ops.unsqueeze(self, axis)
+
+    def broadcast_to(self, shape):
+        return ops.broadcast_to(self, shape)
+
+    def sum(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        return ops.sum(self, axis, keepdims, dim=dim, keepdim=keepdim)
+
+    def mean(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        return ops.mean(self, axis, keepdims, dim=dim, keepdim=keepdim)
+
+    def max(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        return ops.max(self, axis, keepdims, dim=dim, keepdim=keepdim)
+
+    def min(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        return ops.min(self, axis, keepdims, dim=dim, keepdim=keepdim)
+
+    def argmax(self, axis=None, *, dim=None):
+        return Tensor._wrap(self.data.argmax(axis=dim if dim is not None else axis))
+
+    def argmin(self, axis=None, *, dim=None):
+        return Tensor._wrap(self.data.argmin(axis=dim if dim is not None else axis))
+
+    def any(self):
+        return bool(self.data.any())
+
+    def all(self):
+        return bool(self.data.all())
+
+    def exp(self):
+        return ops.exp(self)
+
+    def log(self):
+        return ops.log(self)
+
+    def sqrt(self):
+        return ops.sqrt(self)
+
+    def abs(self):
+        return ops.abs(self)
+
+    def clip(self, min=None, max=None):
+        return ops.clip(self, min, max)
+
+    clamp = clip
+
+    def relu(self):
+        return ops.relu(self)
+
+    def tanh(self):
+        return ops.tanh(self)
+
+    def sigmoid(self):
+        return ops.sigmoid(self)
+
+    def softmax(self, axis=-1, *, dim=None):
+        return ops.softmax(self, axis, dim=dim)
+
+    def log_softmax(self, axis=-1, *, dim=None):
+        return ops.log_softmax(self, axis, dim=dim)
+
+
+# --- Function -------------------------------------------------------------------
+
+_REGISTRY = {}
+
+
+def registered_ops():
+    """Every differentiable Function defined inside minidl, by class name."""
+    return dict(_REGISTRY)
+
+
+class Function:
+    """A differentiable operation.
+
+    Subclasses define ``forward(*arrays) -> array or tuple of arrays`` and
+    ``backward(*grad_outputs) -> Tensor or tuple of Tensors`` (one per input,
+    None where an input gets no gradient). ``backward`` is written with Tensor
+    operations, so it is differentiable itself. Inside ``backward``,
+    ``self.inputs`` are the input Tensors and ``self.output(i)`` the i-th
+    output Tensor. Settings that are not tensors (an axis, a stride) are
+    passed to ``__init__``.
+
+    A Function instance is used for one call.
+    """
+
+    inputs = None
+    _outputs = None
+    generation = 0
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__module__.startswith("minidl.") and not cls.__name__.startswith("_"):
+            _REGISTRY[cls.__name__] = cls
+
+    def __call__(self, *inputs):
+        inputs = tuple(x if isinstance(x, Tensor) else Tensor(x) for x in inputs)
+        xs = [x.data for x in inputs]
+        if len(xs) > 1:
+            backend.check_same_device(type(self).__name__, xs)
+        ys = self.forward(*xs)
+        if not isinstance(ys, tuple):
+            ys = (ys,)
+        xp = backend.get_array_module(xs[0]) if xs else np
+        outputs = [Tensor._wrap(y if isinstance(y, xp.ndarray) else xp.asarray(y)) for y in ys]
+        if _Mode.anomaly:
+            _check_finite(self, [o.data for o in outputs], "forward output")
+        if _Mode.grad_enabled and any(x._requires_grad for x in inputs):
+            self.generation = max(x.generation for x in inputs)
+            self.inputs = inputs
+            self._outputs = [weakref.ref(o) for o in outputs]
+            if len(outputs) > 1:  # to make zero gradients for outputs that were dropped
+                self._output_specs = [(o.data.shape, o.data.dtype) for o in outputs]
+            for o in outputs:
+                if _is_float(o.data.dtype):
+                    o._requires_grad = True
+                    o.creator = self
+                    o.generation = self.generation + 1
+        return outputs[0] if len(outputs) == 1 else tuple(outputs)
+
+    def output(self, i=0):
+        """The i-th output Tensor (for backward passes that reuse it, e.g. exp, tanh)."""
+        return self._outputs[i]()
+
+    def forward(self, *xs):
+        raise NotImplementedError(f"{type(self).__name__}.forward")
+
+    def backward(self, *gys):
+        raise NotImplementedError(f"{type(self).__name__}.backward")
+
+    def _release(self):
+        self.inputs = None
+
+
+def _accumulate(grads, t, g):
+    key = id(t)
+    if key in grads:
+        grads[key] = (t, grads[key][1] + g)
+    else:
+        grads[key] = (t, g)
+
+
+def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False, targets=None):
+    """The engine behind ``Tensor.backward`` and :func:`grad`.
+
+    Propagates ``grad_outputs`` from ``outputs`` through the graph. Without
+    ``targets``, gradients are accumulated into ``.grad`` of every leaf that
+    requires grad (and of non-leaves that ``retain_grad()``). With
+    ``targets`` (a list of tensors), their gradients are returned instead and
+    no ``.grad`` is touched.
+    """
+    grads = {}  # id(tensor) -> (tensor, gradient); the tensor is kept alive here
+    heap, seen, order = [], set(), itertools.count()
+
+    def push(f):
+        if id(f) not in seen:
+            seen.add(id(f))
+            heapq.heappush(heap, (-f.generation, next(order), f))
+
+    for y, gy in zip(outputs, grad_outputs):
+        gy = gy if isinstance(gy, Tensor) else Tensor(gy)
+        if gy.shape != y.shape:
+            raise ValueError(f"backward(): gradient has shape {gy.shape}, but the tensor has shape {y.shape}")
+        _accumulate(grads, y, gy.astype(y.dtype) if gy.dtype != y.dtype else gy)
+        if y.creator is not None:
+            push(y.creator)
+
+    target_ids = None if targets is None else {id(t) for t in targets}
+
+    with set_grad_enabled(create_graph):
+        while heap:
+            f = heapq.heappop(heap)[2]
+            if f.inputs is None:
+                raise RuntimeError(
+                    f"backward() through {type(f).__name__} a second time: its graph was freed by the "
+                    "first backward(). Pass retain_graph=True to the first call if you need two."
+                )
+            gys = []
+            for ref in f._outputs:
+                y = ref()
+                entry = None if y is None else grads.get(id(y))
+                if entry is not None and (target_ids is None or id(y) not in target_ids):
+                    del grads[id(y)]
+                    if y._retains_grad and targets is None:
+                        y.grad = entry[1] if y.grad is None else y.grad + entry[1]
+                gys.append(None if entry is None else entry[1])
+            if all(g is None for g in gys):
+                continue
+            if len(gys) > 1:
+                xp = backend.get_array_module(f.inputs[0].data)
+                gys = [g if g is not None else Tensor._wrap(xp.zeros(shape, dtype))
+                       for g, (shape, dtype) in zip(gys, f._output_specs)]
+            if _Mode.anomaly:
+                try:
+                    gxs = f.backward(*gys)
+                except AnomalyError as e:
+                    raise AnomalyError(f"{e}, inside the backward of {type(f).__name__}") from None
+            else:
+                gxs = f.backward(*gys)
+            if not isinstance(gxs, tuple):
+                gxs = (gxs,)
+            if len(gxs) != len(f.inputs):
+                raise RuntimeError(
+                    f"{type(f).__name__}.backward returned {len(gxs)} gradients for {len(f.inputs)} inputs"
+                )
+            if _Mode.anomaly:
+                _check_finite(f, [None if g is None else g.data for g in gxs], "backward gradient for input")
+            for x, gx in zip(f.inputs, gxs):
+                if gx is None or not x._requires_grad:
+                    continue
+                if gx.shape != x.shape:
+                    raise RuntimeError(
+                        f"{type(f).__name__}.backward returned a gradient of shape {gx.shape} "
+                        f"for an input of shape {x.shape}"
+                    )
+                if gx.dtype != x.dtype:
+                    gx = gx.astype(x.dtype)
+                _accumulate(grads, x, gx)
+                if x.creator is not None:
+                    push(x.creator)
+            if not retain_graph:
+                f._release()
+
+        if targets is not None:
+            return [grads[id(t)][1] if id(t) in grads else None for t in targets]
+        for t, g in grads.values():
+            if t.creator is None and t._requires_grad:
+                t.grad = g if t.grad is None else t.grad + g
+    return None
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, allow_unused=False):
+    """Gradients of ``outputs`` with respect to ``inputs``, returned rather than
+    accumulated into ``.grad`` (PyTorch's ``torch.autograd.grad``)."""
+    single_out = isinstance(outputs, Tensor)
+    outputs = [outputs] if single_out else list(outputs)
+    single_in = isinstance(inputs, Tensor)
+    inputs = [inputs] if single_in else list(inputs)
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outputs)
+    elif isinstance(grad_outputs, Tensor):
+        grad_outputs = [grad_outputs]
+    gos = []
+    for y, g in zip(outputs, grad_outputs):
+        if g is None:
+            if y.data.size != 1:
+                raise ValueError(f"grad(): output of shape {y.shape} needs an explicit grad_output")
+            g = Tensor._wrap(backend.get_array_module(y.data).ones_like(y.data))
+        gos.append(g)
+    if retain_graph is None:
+        retain_graph = create_graph
+    result = run_backward(outputs, gos, retain_graph=retain_graph, create_graph=create_graph, targets=inputs)
+    for t, g in zip(inputs, result):
+        if g is None and not allow_unused:
+            raise RuntimeError(
+                f"grad(): an input of shape {t.shape} is not part of the graph of the outputs; "
+                "pass allow_unused=True to get None for it"
+            )
+    return result[0] if single_in else tuple(result)
+
+
+from minidl import ops  # noqa: E402  (ops build on Tensor and Function above)

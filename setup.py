@@ -1,0 +1,18 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="minidl",
+    version="0.1.0",
+    description="A deep-learning framework written from scratch on NumPy, with Numba CPU kernels and a CuPy GPU path",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["minidl", "minidl.*", "minidl_models", "minidl_models.*"]),
+    install_requires=["numpy>=1.24", "numba>=0.59"],
+    extras_require={
+        "gpu": ["cupy-cuda12x"],
+        "plot": ["matplotlib"],
+        "dev": ["pytest>=7", "hypothesis>=6"],
+    },
+    license="MIT",
+)

@@ -1,0 +1,24 @@
+import numpy as np
+import pytest
+
+import minidl as mdl
+
+
+def ops_in_graph(outputs):
+    """Names of the Function classes in the graph behind ``outputs``."""
+    outputs = outputs if isinstance(outputs, (tuple, list)) else (outputs,)
+    names, seen = set(), set()
+    stack = [y.creator for y in outputs if isinstance(y, mdl.Tensor) and y.creator is not None]
+    while stack:
+        f = stack.pop()
+        if id(f) in seen:
+            continue
+        seen.add(id(f))
+        names.add(type(f).__name__)
+        stack += [x.creator for x in f.inputs if x.creator is not None]
+    return names
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)

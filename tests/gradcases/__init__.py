@@ -1,0 +1,64 @@
+"""The table of gradient-check cases: every differentiable op in minidl has at least one.
+
+A case names the op it covers, a function that uses it, and input specs. test_gradcheck_ops.py runs
+every case through mdl.gradcheck (and mdl.gradgradcheck where ``double`` is set) and asserts that the op
+really is in the graph the function builds; test_registry.py fails when an op has no case.
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import minidl as mdl
+
+
+@dataclass
+class Inp:
+    """An input spec: a shape and how to draw values that keep away from kinks."""
+    shape: tuple
+    kind: str = "any"  # any | positive | nonzero | distinct (no ties) | int
+    requires_grad: bool = True
+    high: int = 0  # for kind="int": values in [0, high)
+
+    def make(self, rng):
+        n = int(np.prod(self.shape, dtype=int))
+        if self.kind == "int":
+            return mdl.tensor(rng.integers(0, self.high, size=self.shape))
+        if self.kind == "positive":
+            v = rng.uniform(0.5, 2.0, n)
+        elif self.kind == "nonzero":
+            v = rng.choice([-1, 1], n) * rng.uniform(0.2, 2.0, n)
+        elif self.kind == "distinct":  # well-separated values: no two within 0.1, so no ties under eps
+            v = rng.permutation(n) * 0.25 - n * 0.125 + rng.uniform(-0.05, 0.05, n)
+        else:
+            v = rng.uniform(-2.0, 2.0, n)
+        return mdl.tensor(v.reshape(self.shape), requires_grad=self.requires_grad)
+
+
+@dataclass
+class Case:
+    op: str  # the registered Function class name this case covers
+    fn: object
+    inputs: list
+    double: bool = False  # also run gradgradcheck
+    kwargs: dict = field(default_factory=dict)  # passed to gradcheck (eps, atol, rtol)
+    id: str = ""
+
+    def make_inputs(self, seed=0):
+        rng = np.random.default_rng(seed)
+        return [spec.make(rng) for spec in self.inputs]
+
+
+def cases_for(op, fn, input_sets, double=False, **kwargs):
+    """One Case per input set; an input set is a list of Inp (or of shapes, meaning kind 'any')."""
+    out = []
+    for inputs in input_sets:
+        specs = [i if isinstance(i, Inp) else Inp(tuple(i)) for i in inputs]
+        ident = f"{op}-" + "-".join(f"{s.kind[0]}{s.shape}" for s in specs)
+        out.append(Case(op, fn, specs, double, kwargs, ident))
+    return out
+
+
+def all_cases():
+    from gradcases import core
+
+    return core.CASES
