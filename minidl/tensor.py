@@ -490,6 +490,9 @@ class Function:
     inputs = None
     _outputs = None
     generation = 0
+    # False for ops whose backward is a closed-form kernel on arrays (LRN, batch norm): their
+    # gradient is right, but it cannot be differentiated again, so create_graph=True refuses them.
+    double_backward = True
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -589,6 +592,11 @@ def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False, 
                 gys.append(None if entry is None else entry[1])
             if all(g is None for g in gys):
                 continue
+            if create_graph and not f.double_backward:
+                raise RuntimeError(
+                    f"{type(f).__name__} does not support create_graph=True: its backward is a closed-form "
+                    "kernel, so second derivatives through it are not available"
+                )
             if len(gys) > 1:
                 xp = backend.get_array_module(f.inputs[0].data)
                 gys = [g if g is not None else Tensor._wrap(xp.zeros(shape, dtype))

@@ -59,6 +59,13 @@ def cases_for(op, fn, input_sets, double=False, **kwargs):
 
 
 def all_cases():
-    from gradcases import core
+    """Every case from every module of this package (each module defines CASES)."""
+    import importlib
+    import pkgutil
 
-    return core.CASES
+    import gradcases
+
+    out = []
+    for info in sorted(pkgutil.iter_modules(gradcases.__path__), key=lambda m: m.name):
+        out += importlib.import_module(f"gradcases.{info.name}").CASES
+    return out
