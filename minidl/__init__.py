@@ -15,6 +15,8 @@ from minidl.ops import (abs, broadcast_to, cat, concat, exp, flatten, log, log_s
 from minidl.ops import clip
 from minidl.tensor import (AnomalyError, Function, Tensor, detect_anomaly, enable_grad, grad, is_grad_enabled,
                            no_grad, registered_ops, set_grad_enabled)
+from minidl.serialization import SerializationError, load, save
+from minidl import nn, optim  # noqa: E402  (they build on everything above)
 
 __version__ = "0.1.0"
 

@@ -1,0 +1,111 @@
+"""Array kernels: one interface, several implementations.
+
+The ops in ``minidl.ops`` call the functions below; each forwards to the
+implementation that fits the arrays: ``numpy_impl`` (the reference, always
+present) for NumPy arrays, and later Numba (CPU) and CUDA (CuPy)
+implementations behind the same signatures. A new implementation is a module
+with these functions; the same tests run on each.
+
+Conventions shared by every implementation:
+- images are NCHW; ``kernel``, ``stride``, ``padding`` and ``dilation`` are
+  ``(h, w)`` pairs of ints;
+- outputs keep the input's dtype (float32 stays float32);
+- inputs are never modified.
+"""
+from minidl import backend
+
+
+def _impl(x):
+    """The implementation module for array ``x``."""
+    from minidl.kernels import numpy_impl
+
+    if backend._is_cupy_array(x):
+        raise backend.DeviceError("no CUDA kernels are available yet for CuPy arrays")
+    return numpy_impl
+
+
+def conv_output_size(size, kernel, stride, padding, dilation=1, ceil_mode=False):
+    """Output length along one axis, with PyTorch's rule for ``ceil_mode``: a
+    window that would start inside the right padding only is dropped."""
+    span = size + 2 * padding - dilation * (kernel - 1) - 1
+    out = (span + (stride - 1 if ceil_mode else 0)) // stride + 1
+    if ceil_mode and (out - 1) * stride >= size + padding:
+        out -= 1
+    return out
+
+
+def im2col(x, kernel, stride, padding, dilation):
+    """Unroll the receptive fields of ``x`` (N, C, H, W) into columns.
+
+    Returns ``col`` of shape (N, C*kh*kw, OH*OW): row ``(c*kh + i)*kw + j`` of
+    sample n, column ``oh*OW + ow`` holds
+    ``x[n, c, oh*sh - ph + i*dh, ow*sw - pw + j*dw]`` (0 outside the image).
+    Rows are ordered like ``weight.reshape(OC, C*kh*kw)``, so a convolution is
+    the batched GEMM ``weight2d @ col`` whose result reshapes to
+    (N, OC, OH, OW) without a transpose.
+    """
+    return _impl(x).im2col(x, kernel, stride, padding, dilation)
+
+
+def col2im(col, x_shape, kernel, stride, padding, dilation):
+    """The adjoint of :func:`im2col` (not its inverse): every column entry is
+    added back to the pixel it was read from, so a pixel that sits in several
+    windows receives the sum. ``<im2col(x), c> == <x, col2im(c)>`` for all x, c."""
+    return _impl(col).col2im(col, x_shape, kernel, stride, padding, dilation)
+
+
+def max_pool2d_forward(x, kernel, stride, padding, ceil_mode):
+    """Max over each window (padding counts as -inf). Returns ``(y, argmax)``:
+    ``argmax`` (int64, same shape as y) is the flat index ``h*W + w`` of the
+    chosen input pixel in its (H, W) plane; on ties the first in row-major
+    window order wins, as in PyTorch."""
+    return _impl(x).max_pool2d_forward(x, kernel, stride, padding, ceil_mode)
+
+
+def max_pool2d_backward(gy, argmax, x_shape):
+    """Route each output gradient to the input pixel its max came from (summing
+    where windows overlap on the same pixel)."""
+    return _impl(gy).max_pool2d_backward(gy, argmax, x_shape)
+
+
+def avg_pool2d_forward(x, kernel, stride, padding, ceil_mode, count_include_pad):
+    """Mean over each window, with PyTorch's divisor: with
+    ``count_include_pad`` the window clipped to the padded image, else the
+    number of real pixels in it."""
+    return _impl(x).avg_pool2d_forward(x, kernel, stride, padding, ceil_mode, count_include_pad)
+
+
+def avg_pool2d_backward(gy, x_shape, kernel, stride, padding, ceil_mode, count_include_pad):
+    """Spread each output gradient evenly (by the same divisor) over its window."""
+    return _impl(gy).avg_pool2d_backward(gy, x_shape, kernel, stride, padding, ceil_mode, count_include_pad)
+
+
+def lrn_forward(x, size, alpha, beta, k):
+    """Local response normalisation across channels (PyTorch's convention):
+    ``scale = k + alpha/size * sum of x^2 over the size channels centred on c``
+    (the window is cut at the channel ends), ``y = x * scale**-beta``.
+    Returns ``(y, scale)``."""
+    return _impl(x).lrn_forward(x, size, alpha, beta, k)
+
+
+def lrn_backward(x, y, scale, gy, size, alpha, beta, k):
+    """Closed-form gradient of :func:`lrn_forward`:
+    ``gx_c = gy_c * scale_c**-beta - 2 alpha beta / size * x_c *
+    sum over windows containing c of gy_j * y_j / scale_j``."""
+    return _impl(x).lrn_backward(x, y, scale, gy, size, alpha, beta, k)
+
+
+def batch_norm_forward(x, gamma, beta, eps):
+    """Training-mode batch norm (the paper's Algorithm 1) over every axis but
+    axis 1. Returns ``(y, mean, invstd)`` with mean and biased-variance
+    ``invstd = 1/sqrt(var + eps)`` per channel."""
+    return _impl(x).batch_norm_forward(x, gamma, beta, eps)
+
+
+def batch_norm_backward(gy, x, gamma, mean, invstd):
+    """Closed-form gradient of :func:`batch_norm_forward`. With m values per
+    channel and ``xhat = (x - mean) * invstd``:
+    ``gbeta = sum gy``, ``ggamma = sum gy * xhat``,
+    ``gx = gamma * invstd / m * (m * gy - gbeta - xhat * ggamma)``.
+    Returns ``(gx, ggamma, gbeta)``."""
+    return _impl(x).batch_norm_backward(gy, x, gamma, mean, invstd)

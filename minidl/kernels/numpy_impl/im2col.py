@@ -1,0 +1,60 @@
+"""im2col and col2im in NumPy (CuPy-compatible: pad, slicing, sliding_window_view).
+
+For a fixed kernel offset (i, j), the pixels it reads across all output
+positions form one strided slice of the padded image,
+``xpad[:, :, i*dh : ... : sh, j*dw : ... : sw]`` of shape (N, C, OH, OW): the
+rows ``(c, i, j)`` of every column. im2col gathers all of them in a single
+copy of a strided view; col2im adds each slice back in a loop over the
+kh*kw offsets, which is why it is the adjoint of im2col and not its inverse:
+a pixel read by several windows receives the sum of their entries.
+"""
+from minidl.backend import get_array_module
+from minidl.kernels import conv_output_size
+
+
+def _geometry(shape, kernel, stride, padding, dilation):
+    n, c, h, w = shape
+    oh = conv_output_size(h, kernel[0], stride[0], padding[0], dilation[0])
+    ow = conv_output_size(w, kernel[1], stride[1], padding[1], dilation[1])
+    return n, c, h, w, oh, ow
+
+
+def _window(i, j, oh, ow, stride, dilation):
+    """The slice of the padded image that kernel offset (i, j) reads for every output position."""
+    top, left = i * dilation[0], j * dilation[1]
+    return (slice(None), slice(None),
+            slice(top, top + stride[0] * (oh - 1) + 1, stride[0]),
+            slice(left, left + stride[1] * (ow - 1) + 1, stride[1]))
+
+
+def im2col(x, kernel, stride, padding, dilation):
+    xp = get_array_module(x)
+    n, c, h, w, oh, ow = _geometry(x.shape, kernel, stride, padding, dilation)
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
+    xpad = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x
+    # A read-only view (no copy) of every window of the dilated kernel's extent, at every
+    # position: (n, c, positions_h, positions_w, extent_h, extent_w). Striding it by the
+    # stride keeps the output positions and by the dilation keeps the kernel taps, so the
+    # one copy below is the whole unrolling.
+    windows = xp.lib.stride_tricks.sliding_window_view(
+        xpad, (dh * (kh - 1) + 1, dw * (kw - 1) + 1), axis=(2, 3))[:, :, ::sh, ::sw, ::dh, ::dw]
+    # (n, c, kh, kw, oh, ow) is the row order (c, i, j) with columns (oh, ow). For a 1x1
+    # kernel with unit stride and no padding the view is already contiguous, so the
+    # columns are x itself, returned read-only rather than copied.
+    col = xp.ascontiguousarray(windows.transpose(0, 1, 4, 5, 2, 3))
+    return col.reshape(n, c * kh * kw, oh * ow)
+
+
+def col2im(col, x_shape, kernel, stride, padding, dilation):
+    xp = get_array_module(col)
+    n, c, h, w, oh, ow = _geometry(x_shape, kernel, stride, padding, dilation)
+    ph, pw = padding
+    kh, kw = kernel
+    col = col.reshape(n, c, kh, kw, oh, ow)
+    xpad = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=col.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            xpad[_window(i, j, oh, ow, stride, dilation)] += col[:, :, i, j]
+    if ph or pw:
+        return xp.ascontiguousarray(xpad[:, :, ph:ph + h, pw:pw + w])
+    return xpad

@@ -1,0 +1,57 @@
+"""Activation layers: thin wrappers around the functions in ``F``."""
+from minidl.nn import functional as F
+from minidl.nn.module import Module
+
+
+class ReLU(Module):
+    """max(x, 0). ``inplace`` is accepted for ported PyTorch code; the result is
+    always a new tensor (the values are the same)."""
+
+    def __init__(self, inplace=False):
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, x):
+        return F.relu(x)
+
+    def extra_repr(self):
+        return "inplace=True" if self.inplace else ""
+
+
+class Tanh(Module):
+    def forward(self, x):
+        return F.tanh(x)
+
+
+class Sigmoid(Module):
+    def forward(self, x):
+        return F.sigmoid(x)
+
+
+class Softmax(Module):
+    """softmax along ``dim``. ``dim`` has no default: PyTorch's implicit choice
+    depends on the input's rank, and silently differing from it would be worse."""
+
+    def __init__(self, dim):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x):
+        return F.softmax(x, axis=self.dim)
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
+
+
+class LogSoftmax(Module):
+    """log(softmax) along ``dim``, computed stably (see Softmax for why ``dim`` is required)."""
+
+    def __init__(self, dim):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x):
+        return F.log_softmax(x, axis=self.dim)
+
+    def extra_repr(self):
+        return f"dim={self.dim}"

@@ -1,0 +1,57 @@
+"""Identity and the fully connected layer."""
+import math
+
+import numpy as np
+
+from minidl.nn import functional as F
+from minidl.nn import init
+from minidl.nn._checks import check_int, layer_name
+from minidl.nn.module import Module
+from minidl.nn.parameter import Parameter
+
+
+class Identity(Module):
+    """Returns its input unchanged (a placeholder, e.g. for a removed classifier head)."""
+
+    def __init__(self, *args, **kwargs):  # accepts and ignores any arguments, as PyTorch's does
+        super().__init__()
+
+    def forward(self, x):
+        return x
+
+
+class Linear(Module):
+    """y = x W^T + b, W of shape (out_features, in_features), over the last axis of x.
+
+    Initialised as PyTorch does: W and b from U(-1/sqrt(in_features), 1/sqrt(in_features)).
+    """
+
+    def __init__(self, in_features, out_features, bias=True):
+        super().__init__()
+        self.in_features = check_int("Linear", "in_features", in_features, 0)
+        self.out_features = check_int("Linear", "out_features", out_features, 0)
+        self.weight = Parameter(np.empty((self.out_features, self.in_features), dtype=np.float32))
+        if bias:
+            self.bias = Parameter(np.empty(self.out_features, dtype=np.float32))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        # kaiming_uniform_ with a=sqrt(5) gives gain sqrt(1/3), so the bound is exactly 1/sqrt(fan_in)
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
+            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+            init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x):
+        if x.ndim == 0 or x.shape[-1] != self.in_features:
+            raise ValueError(
+                f"{layer_name(self)}: expected an input whose last axis has {self.in_features} features; "
+                f"got shape {tuple(x.shape)}"
+            )
+        return F.linear(x, self.weight, self.bias)
+
+    def extra_repr(self):
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"

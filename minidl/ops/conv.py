@@ -1,0 +1,286 @@
+"""2-D convolution as im2col + GEMM, with gradients that are themselves convolutions.
+
+Unrolling every receptive field of ``x`` into a column (``im2col``) turns the
+convolution into one matrix product per sample, ``W2d @ col``, which BLAS runs
+fast. ``col2im`` is the *adjoint* of ``im2col``, not its inverse: it adds every
+column entry back onto the pixel it was read from, so a pixel that sits in
+several windows receives the sum. That is exactly what the chain rule needs
+(the gradient of a copy is the sum of the copies' gradients), and it is why
+``col2im(im2col(x)) != x`` whenever windows overlap.
+
+The op is three Functions that are each other's backward, so second
+derivatives come for free (DeZero's design):
+
+    y  = Conv2d(x, W)             gx = Conv2dGradInput(gy, W)     gW = Conv2dGradWeight(x, gy)
+
+Each is linear in each of its two arguments, and each one's backward is
+written with the other two.
+
+Memory: the columns of a big layer are large (C*kh*kw times the output size
+per sample), so every Function processes the batch in chunks of samples whose
+workspace fits under a limit, 256 MiB by default (see :func:`set_workspace_limit`).
+"""
+import numpy as np
+
+from minidl import backend, kernels
+from minidl.tensor import Function, Tensor
+
+_workspace_limit = 256 * 2 ** 20
+
+
+def set_workspace_limit(nbytes):
+    """Set the most bytes of scratch memory (im2col columns) a convolution may
+    allocate at once, and return the previous limit. A layer whose columns
+    would exceed it runs over the batch in chunks of samples; one sample is
+    the smallest chunk, so a single sample bigger than the limit still runs.
+    Results do not depend on the limit (see tests/test_conv.py)."""
+    global _workspace_limit
+    if isinstance(nbytes, bool) or not isinstance(nbytes, (int, np.integer)) or nbytes < 1:
+        raise ValueError(f"set_workspace_limit: expected a positive number of bytes; got {nbytes!r}")
+    old, _workspace_limit = _workspace_limit, int(nbytes)
+    return old
+
+
+def get_workspace_limit():
+    """The current workspace limit in bytes."""
+    return _workspace_limit
+
+
+def _batch_chunks(n, bytes_per_sample):
+    """Slices over the batch whose workspace stays under the limit."""
+    step = max(1, _workspace_limit // max(1, bytes_per_sample))
+    return [slice(start, min(n, start + step)) for start in range(0, n, step)]
+
+
+def _pair(name, value):
+    """An int or an (h, w) pair of ints as a pair; ValueError otherwise."""
+    def is_int(v):
+        return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+    if is_int(value):
+        return int(value), int(value)
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(is_int(v) for v in value):
+        return int(value[0]), int(value[1])
+    raise ValueError(f"conv2d: {name} must be an int or a pair of ints (h, w); got {value!r}")
+
+
+class _Conv(Function):
+    """Geometry shared by the three convolution Functions: stride, padding and
+    dilation as (h, w) pairs, and the number of groups.
+
+    Grouped convolution splits the C input and OC output channels into G
+    groups; group g's outputs see only group g's inputs. Since the rows of
+    ``col`` are ordered (c, i, j), the rows of one group are contiguous, so
+    ``col`` viewed as (N, G, Cg*kh*kw, L) and the weight viewed as
+    (G, OC/G, Cg*kh*kw) make the whole layer one batched matmul.
+    """
+
+    def __init__(self, stride=1, padding=0, dilation=1, groups=1):
+        self.stride = _pair("stride", stride)
+        self.padding = _pair("padding", padding)
+        self.dilation = _pair("dilation", dilation)
+        self.groups = int(groups)
+
+    def _settings(self):
+        return dict(stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups)
+
+    def _output_size(self, in_size, kernel):
+        return tuple(kernels.conv_output_size(in_size[a], kernel[a], self.stride[a], self.padding[a],
+                                              self.dilation[a]) for a in (0, 1))
+
+    def _im2col(self, x, kernel):
+        return kernels.im2col(x, kernel, self.stride, self.padding, self.dilation)
+
+    def _col2im(self, col, x_shape, kernel):
+        return kernels.col2im(col, x_shape, kernel, self.stride, self.padding, self.dilation)
+
+
+class Conv2d(_Conv):
+    """y = conv2d(x, W), no bias: x (N, C, H, W), W (OC, C/G, kh, kw) -> y (N, OC, OH, OW).
+
+    Forward: with ``col = im2col(x)`` of shape (N, C*kh*kw, L), L = OH*OW, and
+    ``W2 = W.reshape(OC, C*kh*kw)`` (one group for brevity),
+
+        y[n] = W2 @ col[n].
+
+    Backward, for fixed x this is linear in W:
+    dL/dW2 = sum_n dL/dy[n] @ col[n]^T, summed over the batch because the same
+    W produced every sample; that is :class:`Conv2dGradWeight`. For fixed W it
+    is linear in col: dL/dcol[n] = W2^T @ dL/dy[n], and since col = im2col(x)
+    is linear with adjoint col2im, dL/dx = col2im(W2^T @ dL/dy). Scattering each
+    output's gradient back through the kernel onto the input is a transposed
+    convolution of gy with W: :class:`Conv2dGradInput`.
+    """
+
+    def forward(self, x, w):
+        xp = backend.get_array_module(x)
+        n, g = x.shape[0], self.groups
+        oc, cg, kh, kw = w.shape
+        oh, ow = self._output_size(x.shape[2:], (kh, kw))
+        w2 = w.reshape(g, oc // g, cg * kh * kw)
+        y = xp.empty((n, g, oc // g, oh * ow), dtype=xp.result_type(x.dtype, w.dtype))
+        for s in _batch_chunks(n, g * cg * kh * kw * oh * ow * x.dtype.itemsize):
+            col = self._im2col(x[s], (kh, kw))
+            # (G, OCg, K) @ (n, G, K, L) -> (n, G, OCg, L): already (n, OC, OH, OW) in memory
+            xp.matmul(w2, col.reshape(-1, g, cg * kh * kw, oh * ow), out=y[s])
+        return y.reshape(n, oc, oh, ow)
+
+    def backward(self, gy):
+        x, w = self.inputs
+        gx = Conv2dGradInput(x.shape[2:], **self._settings())(gy, w) if x.requires_grad else None
+        gw = Conv2dGradWeight(w.shape[2:], **self._settings())(x, gy) if w.requires_grad else None
+        return gx, gw
+
+
+class Conv2dGradInput(_Conv):
+    """gx = the transposed convolution of gy (N, OC, OH, OW) with W (OC, C/G, kh, kw):
+    ``col2im(W2^T @ gy)``, of shape (N, C, H, W) with (H, W) = ``in_size``.
+
+    ``in_size`` is needed because with a stride > 1 several input sizes give
+    the same output size (the floor in the output-size rule).
+
+    It is the input gradient of :class:`Conv2d`: for fixed W, gx = T(gy) where T
+    is the adjoint of the linear map x -> conv(x, W), i.e.
+    <gx', T(gy)> = <conv(gx', W), gy> for every gx'. Reading that identity
+    with an upstream gradient ggx in place of gx' gives both gradients:
+    dL/dgy = conv(ggx, W) (:class:`Conv2d`), and, as a function of W,
+    <conv(ggx, W), gy> has gradient Conv2dGradWeight(ggx, gy).
+    """
+
+    def __init__(self, in_size, stride=1, padding=0, dilation=1, groups=1):
+        super().__init__(stride, padding, dilation, groups)
+        self.in_size = tuple(int(v) for v in in_size)
+
+    def forward(self, gy, w):
+        xp = backend.get_array_module(gy)
+        n, g = gy.shape[0], self.groups
+        oc, cg, kh, kw = w.shape
+        length = gy.shape[2] * gy.shape[3]
+        w2t = w.reshape(g, oc // g, cg * kh * kw).transpose(0, 2, 1)
+        gy4 = gy.reshape(n, g, oc // g, length)
+        dtype = xp.result_type(gy.dtype, w.dtype)
+
+        def chunk(s):
+            gcol = (w2t @ gy4[s]).reshape(-1, g * cg * kh * kw, length)
+            return self._col2im(gcol, (gcol.shape[0], g * cg) + self.in_size, (kh, kw))
+
+        chunks = _batch_chunks(n, g * cg * kh * kw * length * dtype.itemsize)
+        if len(chunks) == 1:
+            return chunk(chunks[0])
+        gx = xp.empty((n, g * cg) + self.in_size, dtype=dtype)
+        for s in chunks:
+            gx[s] = chunk(s)
+        return gx
+
+    def backward(self, ggx):
+        gy, w = self.inputs
+        g_gy = Conv2d(**self._settings())(ggx, w) if gy.requires_grad else None
+        g_w = Conv2dGradWeight(w.shape[2:], **self._settings())(ggx, gy) if w.requires_grad else None
+        return g_gy, g_w
+
+
+class Conv2dGradWeight(_Conv):
+    """gW = sum over the batch of gy[n] @ im2col(x)[n]^T, per group: the weight
+    gradient of :class:`Conv2d`, shape (OC, C/G, kh, kw) with (kh, kw) =
+    ``kernel_size``.
+
+    It is bilinear in (x, gy). For an upstream gradient ggW,
+    <ggW, gW> = sum_n trace(ggW2^T gy[n] col[n]^T) = sum_n <ggW2 @ col[n], gy[n]>
+    = <conv(x, ggW), gy>. So dL/dgy = conv(x, ggW) (:class:`Conv2d`), and
+    dL/dx is the input gradient of conv(x, ggW) at upstream gy,
+    Conv2dGradInput(gy, ggW).
+    """
+
+    def __init__(self, kernel_size, stride=1, padding=0, dilation=1, groups=1):
+        super().__init__(stride, padding, dilation, groups)
+        self.kernel_size = tuple(int(v) for v in kernel_size)
+
+    def forward(self, x, gy):
+        xp = backend.get_array_module(x)
+        n, c = x.shape[:2]
+        oc, g = gy.shape[1], self.groups
+        kh, kw = self.kernel_size
+        k = c // g * kh * kw
+        length = gy.shape[2] * gy.shape[3]
+        gy4 = gy.reshape(n, g, oc // g, length)
+        gw = xp.zeros((g, oc // g, k), dtype=xp.result_type(x.dtype, gy.dtype))
+        # workspace per sample: its columns plus its (G, OCg, K) share of the product before
+        # the batch sum, which for small images with many channels is the larger of the two
+        for s in _batch_chunks(n, (c * kh * kw * length + oc * k) * gw.dtype.itemsize):
+            col = self._im2col(x[s], (kh, kw)).reshape(-1, g, k, length)
+            gw += (gy4[s] @ col.transpose(0, 1, 3, 2)).sum(axis=0)
+        return gw.reshape(oc, c // g, kh, kw)
+
+    def backward(self, ggw):
+        x, gy = self.inputs
+        g_x = Conv2dGradInput(x.shape[2:], **self._settings())(gy, ggw) if x.requires_grad else None
+        g_gy = Conv2d(**self._settings())(x, ggw) if gy.requires_grad else None
+        return g_x, g_gy
+
+
+def _check_args(x, weight, bias, stride, padding, dilation, groups):
+    """ValueError naming conv2d and the offending shapes or values; returns the parsed pairs."""
+    if x.ndim != 4:
+        raise ValueError(f"conv2d: input must be 4-D (N, C, H, W); got shape {x.shape}")
+    if weight.ndim != 4:
+        raise ValueError(
+            f"conv2d: weight must be 4-D (out_channels, in_channels/groups, kh, kw); got shape {weight.shape}"
+        )
+    if 0 in weight.shape:
+        raise ValueError(f"conv2d: weight of shape {weight.shape} has an empty dimension")
+    stride, padding, dilation = _pair("stride", stride), _pair("padding", padding), _pair("dilation", dilation)
+    if min(stride) < 1:
+        raise ValueError(f"conv2d: stride must be >= 1; got {stride}")
+    if min(dilation) < 1:
+        raise ValueError(f"conv2d: dilation must be >= 1; got {dilation}")
+    if min(padding) < 0:
+        raise ValueError(f"conv2d: padding must be >= 0; got {padding}")
+    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
+        raise ValueError(f"conv2d: groups must be a positive int; got {groups!r}")
+    c, oc = x.shape[1], weight.shape[0]
+    if c % groups or oc % groups:
+        raise ValueError(
+            f"conv2d: groups={groups} must divide both the input channels ({c}, input shape {x.shape}) "
+            f"and the output channels ({oc}, weight shape {weight.shape})"
+        )
+    if weight.shape[1] * groups != c:
+        raise ValueError(
+            f"conv2d: input of shape {x.shape} has {c} channels, but weight of shape {weight.shape} with "
+            f"groups={groups} expects {weight.shape[1] * groups} (in_channels/groups={weight.shape[1]} "
+            f"x groups={groups})"
+        )
+    extent = tuple(dilation[a] * (weight.shape[2 + a] - 1) + 1 for a in (0, 1))
+    padded = tuple(x.shape[2 + a] + 2 * padding[a] for a in (0, 1))
+    if extent[0] > padded[0] or extent[1] > padded[1]:
+        raise ValueError(
+            f"conv2d: kernel {weight.shape[2:]} with dilation {dilation} spans {extent} pixels, more than "
+            f"the padded input {padded} (input {x.shape[2:]} plus padding {padding} on each side)"
+        )
+    if bias is not None and bias.shape != (oc,):
+        raise ValueError(
+            f"conv2d: bias of shape {bias.shape} does not match the {oc} output channels of weight "
+            f"{weight.shape}; expected shape ({oc},)"
+        )
+    return stride, padding, dilation
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-D cross-correlation over NCHW images, with PyTorch's semantics.
+
+    ``weight`` has shape (out_channels, in_channels/groups, kh, kw); ``stride``,
+    ``padding`` (zeros on both sides) and ``dilation`` are ints or (h, w) pairs.
+    Output size per axis: floor((H + 2p - d(k-1) - 1) / s) + 1.
+
+    Computed as im2col + batched GEMM in chunks of samples (bounded workspace,
+    see :func:`set_workspace_limit`). Note that col2im, used by the gradient,
+    is the adjoint of im2col, not its inverse: overlapping windows are summed,
+    so col2im(im2col(x)) differs from x. The bias is added with broadcasting
+    (its gradient, the sum of gy over N, H and W, comes from that add).
+    """
+    x = x if isinstance(x, Tensor) else Tensor(x)
+    weight = weight if isinstance(weight, Tensor) else Tensor(weight)
+    if bias is not None and not isinstance(bias, Tensor):
+        bias = Tensor(bias)
+    stride, padding, dilation = _check_args(x, weight, bias, stride, padding, dilation, groups)
+    y = Conv2d(stride, padding, dilation, int(groups))(x, weight)
+    return y if bias is None else y + bias.reshape(1, -1, 1, 1)

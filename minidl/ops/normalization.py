@@ -1,0 +1,126 @@
+"""Normalisation layers: local response normalisation (AlexNet) and batch normalisation."""
+import numbers
+
+from minidl import backend, kernels
+from minidl.tensor import Function, Tensor
+
+
+class LocalResponseNorm(Function):
+    """y_c = x_c * s_c^-beta with s_c = k + alpha/size * sum_{j in W(c)} x_j^2,
+    W(c) the ``size`` channels centred on c (cut at the ends).
+
+    x_c appears in its own numerator and in s_j of every channel j whose
+    window holds it, so
+    dL/dx_c = gy_c s_c^-beta - 2 alpha beta / size * x_c * sum_{j: c in W(j)} gy_j y_j / s_j.
+    The backward is that closed form on arrays (one kernel call instead of a
+    graph of shifted sums), so it cannot be differentiated again.
+    """
+
+    double_backward = False
+
+    def __init__(self, size, alpha, beta, k):
+        self.args = (size, alpha, beta, k)
+
+    def forward(self, x):
+        y, self.scale = kernels.lrn_forward(x, *self.args)
+        return y
+
+    def backward(self, gy):
+        x = self.inputs[0].data
+        return Tensor._wrap(kernels.lrn_backward(x, self.output().data, self.scale, gy.data, *self.args))
+
+
+class BatchNorm(Function):
+    """Training-mode batch norm (Ioffe & Szegedy 2015, Algorithm 1) per channel (axis 1):
+    xhat = (x - mean) / sqrt(var + eps) with the batch's mean and biased variance
+    over the m values of the channel, y = gamma * xhat + beta.
+
+    mean and var depend on every x of the channel, which gives, per channel,
+    dL/dbeta = sum gy, dL/dgamma = sum gy * xhat and
+    dL/dx = gamma / (m sqrt(var + eps)) * (m gy - sum gy - xhat * sum gy * xhat).
+    That closed form runs as one kernel on arrays, so it cannot be differentiated again.
+    """
+
+    double_backward = False
+
+    def __init__(self, eps):
+        self.eps = eps
+
+    def forward(self, x, gamma, beta):
+        y, self.mean, self.invstd = kernels.batch_norm_forward(x, gamma, beta, self.eps)
+        return y
+
+    def backward(self, gy):
+        x, gamma, _ = (t.data for t in self.inputs)
+        return tuple(Tensor._wrap(g) for g in kernels.batch_norm_backward(gy.data, x, gamma, self.mean, self.invstd))
+
+
+def local_response_norm(x, size, alpha=1e-4, beta=0.75, k=1.0):
+    """Normalise each value by the energy of its neighbouring channels (PyTorch semantics:
+    alpha is divided by ``size``). Input (N, C, ...) with at least 3 dimensions."""
+    if x.ndim < 3:
+        raise ValueError(f"local_response_norm: expected an input of 3 or more dimensions (N, C, ...); "
+                         f"got shape {tuple(x.shape)}")
+    if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
+        raise ValueError(f"local_response_norm: size must be a positive int; got {size!r}")
+    if x.dtype.kind != "f":
+        raise ValueError(f"local_response_norm: expected a floating-point input; got {x.dtype}")
+    return LocalResponseNorm(int(size), float(alpha), float(beta), float(k))(x)
+
+
+def _array(t):
+    return t.data if isinstance(t, Tensor) else t
+
+
+def batch_norm(x, running_mean, running_var, weight, bias, training, momentum=0.1, eps=1e-5):
+    """Batch normalisation over axis 1 of (N, C), (N, C, L) or (N, C, H, W) inputs.
+
+    Training: normalise with the batch's statistics, and move the running
+    statistics (if given) towards them in place: r <- (1 - momentum) r +
+    momentum * batch value, the variance taken unbiased (times m/(m-1)) as in
+    PyTorch. Evaluation: normalise with the running statistics, composed of
+    Tensor ops (differentiable in x, weight and bias, to any order).
+    ``weight`` and ``bias`` may be None (meaning 1 and 0).
+    """
+    op = "batch_norm"
+    if x.ndim not in (2, 3, 4):
+        raise ValueError(f"{op}: expected a 2-D, 3-D or 4-D input (N, C, ...); got shape {tuple(x.shape)}")
+    if x.dtype.kind != "f":
+        raise ValueError(f"{op}: expected a floating-point input; got {x.dtype}")
+    channels = x.shape[1]
+    for name, t in (("weight", weight), ("bias", bias), ("running_mean", running_mean),
+                    ("running_var", running_var)):
+        if t is not None and tuple(t.shape) != (channels,):
+            raise ValueError(f"{op}: {name} of shape {tuple(t.shape)} does not match the {channels} channels "
+                             f"of the input of shape {tuple(x.shape)}")
+    xp = backend.get_array_module(x.data)
+    shape = (1, channels) + (1,) * (x.ndim - 2)
+
+    if training:
+        m = x.data.size // channels
+        if m <= 1:
+            raise ValueError(f"{op}: expected more than 1 value per channel when training; "
+                             f"got input of shape {tuple(x.shape)}")
+        gamma = weight if weight is not None else Tensor._wrap(xp.ones(channels, dtype=x.dtype))
+        beta = bias if bias is not None else Tensor._wrap(xp.zeros(channels, dtype=x.dtype))
+        fn = BatchNorm(float(eps))
+        y = fn(x, gamma, beta)
+        if running_mean is not None:
+            rm = _array(running_mean)
+            rm[...] = (1 - momentum) * rm + momentum * fn.mean
+        if running_var is not None:
+            rv = _array(running_var)
+            var = 1 / (fn.invstd * fn.invstd) - x.dtype.type(eps)  # the batch's biased variance
+            rv[...] = (1 - momentum) * rv + momentum * var * (m / (m - 1))
+        return y
+
+    if running_mean is None or running_var is None:
+        raise ValueError(f"{op}: running_mean and running_var are needed in evaluation mode (training=False)")
+    mean = Tensor._wrap(_array(running_mean).astype(x.dtype).reshape(shape))
+    invstd = Tensor._wrap((1 / xp.sqrt(_array(running_var).astype(x.dtype) + x.dtype.type(eps))).reshape(shape))
+    y = (x - mean) * invstd
+    if weight is not None:
+        y = y * weight.reshape(shape)
+    if bias is not None:
+        y = y + bias.reshape(shape)
+    return y

@@ -1,0 +1,59 @@
+"""Adam (Kingma & Ba, 2015) with L2 weight decay added to the gradient."""
+import math
+
+from minidl import backend
+from minidl.optim.optimizer import Optimizer, nonnegative, unit_interval
+
+
+def _betas(v):
+    return isinstance(v, (tuple, list)) and len(v) == 2 and all(unit_interval(b) and b < 1 for b in v)
+
+
+class Adam(Optimizer):
+    r"""Adam (PyTorch's update rule, without amsgrad).
+
+    With gradient :math:`g_t` at step :math:`t = 1, 2, \dots`, learning rate
+    :math:`\eta`, ``betas`` :math:`(\beta_1, \beta_2)` and weight decay
+    :math:`\lambda`:
+
+    .. math::
+
+        g_t &\leftarrow g_t + \lambda\,\theta_{t-1} \\
+        m_t &= \beta_1 m_{t-1} + (1 - \beta_1)\,g_t, \qquad m_0 = 0 \\
+        v_t &= \beta_2 v_{t-1} + (1 - \beta_2)\,g_t^2, \qquad v_0 = 0 \\
+        \theta_t &= \theta_{t-1} - \frac{\eta}{1 - \beta_1^t}\,
+                    \frac{m_t}{\sqrt{v_t} / \sqrt{1 - \beta_2^t} + \epsilon}
+
+    The bias corrections :math:`1 - \beta^t` undo the pull of the zero start
+    towards 0. :math:`\epsilon` is added after the correction, as in PyTorch.
+    Weight decay here is L2 regularisation (through the gradient), not AdamW's
+    decoupled decay. State per parameter: ``'step'``, ``'exp_avg'`` (m),
+    ``'exp_avg_sq'`` (v).
+    """
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
+
+    def _validate(self, group):
+        self._check(group, "lr", nonnegative, "a number >= 0")
+        self._check(group, "betas", _betas, "a pair (beta1, beta2) of numbers in [0, 1)")
+        self._check(group, "eps", nonnegative, "a number >= 0")
+        self._check(group, "weight_decay", nonnegative, "a number >= 0")
+
+    def _update(self, p, grad, state, group):
+        beta1, beta2 = group["betas"]
+        if not state:
+            xp = backend.get_array_module(p.data)
+            state.update(step=0, exp_avg=xp.zeros_like(p.data), exp_avg_sq=xp.zeros_like(p.data))
+        state["step"] += 1
+        t = state["step"]
+        if group["weight_decay"] != 0:
+            grad = grad + group["weight_decay"] * p.data
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        m *= beta1
+        m += (1 - beta1) * grad
+        v *= beta2
+        v += (1 - beta2) * grad * grad
+        step_size = group["lr"] / (1 - beta1 ** t)
+        denom = backend.get_array_module(v).sqrt(v) / math.sqrt(1 - beta2 ** t) + group["eps"]
+        p.data -= step_size * m / denom
