@@ -8,11 +8,12 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["minidl", "minidl.*", "minidl_models", "minidl_models.*"]),
-    install_requires=["numpy>=1.24", "numba>=0.59"],
+    install_requires=["numpy>=1.24", "numba>=0.59", "tqdm>=4"],
     extras_require={
         "gpu": ["cupy-cuda12x"],
         "plot": ["matplotlib"],
         "dev": ["pytest>=7", "hypothesis>=6"],
     },
+    entry_points={"console_scripts": ["minidl = minidl.cli:main"]},
     license="MIT",
 )

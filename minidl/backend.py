@@ -163,3 +163,16 @@ def rng(xp=np):
     if _cupy_rng is None:
         _cupy_rng = xp.random.default_rng(_seed)
     return _cupy_rng
+
+
+def get_rng_state():
+    """The state of the framework's NumPy generator, as plain JSON-able values (for checkpoints)."""
+    return {"seed": _seed, "bit_generator": _numpy_rng.bit_generator.state}
+
+
+def set_rng_state(state):
+    """Restore a state from :func:`get_rng_state`, so a resumed run draws the same numbers."""
+    global _seed, _cupy_rng
+    _seed = state["seed"]
+    _numpy_rng.bit_generator.state = state["bit_generator"]
+    _cupy_rng = None

@@ -1,5 +1,19 @@
-"""minidl_models: the classic CNN families (LeNet-5, AlexNet, VGG, GoogLeNet, ResNet) built on minidl.
+"""minidl_models: the classic CNN families built on minidl.
 
-The models arrive with their own issues; this package holds their place in the layout so that the
-dependency direction (minidl_models -> minidl, never back) is fixed from the start.
+    from minidl_models import get_model
+    model = get_model("lenet5")
 """
+from minidl_models.lenet import LeNet5, lenet5
+from minidl_models.summary import ModelSummary, summary
+
+MODELS = {"lenet5": lenet5}
+
+
+def get_model(name, **kwargs):
+    """Build a model by name; an unknown name lists the valid ones."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(sorted(MODELS))}")
+    return MODELS[name](**kwargs)
+
+
+__all__ = ["LeNet5", "MODELS", "ModelSummary", "get_model", "lenet5", "summary"]

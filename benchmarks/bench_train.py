@@ -1,0 +1,95 @@
+"""LeNet-5 training throughput: minidl next to the identical network in PyTorch CPU, same optimizer.
+
+One training step is forward, cross-entropy, backward and an Adam update on a batch of 1x32x32
+float32 images. Synthetic data: the arithmetic is the same as on MNIST, and no download is needed.
+
+    python benchmarks/bench_train.py [--batch-sizes 64 256] [--steps 30] [--json out.json]
+"""
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import machine_header, try_import_torch, write_json  # noqa: E402
+
+import minidl as mdl  # noqa: E402
+import minidl.nn.functional as F  # noqa: E402
+from minidl_models import lenet5  # noqa: E402
+
+
+def images_per_second(step, batch_size, steps, warmup=3):
+    """Median over ``steps`` timed steps (after ``warmup`` untimed ones) of batch_size / step time."""
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    return batch_size / statistics.median(times)
+
+
+def minidl_step(batch_size):
+    mdl.manual_seed(0)
+    model = lenet5()
+    opt = mdl.optim.Adam(model.parameters(), lr=1e-3)
+    rng = np.random.default_rng(0)
+    x = mdl.tensor(rng.standard_normal((batch_size, 1, 32, 32)).astype(np.float32))
+    y = mdl.tensor(rng.integers(0, 10, batch_size))
+
+    def step():
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return step
+
+
+def torch_step(torch, batch_size):
+    nn = torch.nn
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 6, 5), nn.Tanh(), nn.AvgPool2d(2), nn.Conv2d(6, 16, 5), nn.Tanh(),
+                          nn.AvgPool2d(2), nn.Conv2d(16, 120, 5), nn.Tanh(), nn.Flatten(), nn.Linear(120, 84),
+                          nn.Tanh(), nn.Linear(84, 10))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.standard_normal((batch_size, 1, 32, 32)).astype(np.float32))
+    y = torch.from_numpy(rng.integers(0, 10, batch_size))
+
+    def step():
+        loss = nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return step
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256])
+    p.add_argument("--steps", type=int, default=30, help="timed steps per measurement")
+    p.add_argument("--json", default=None)
+    args = p.parse_args(argv)
+
+    for line in machine_header():
+        print(line)
+    torch = try_import_torch()
+    print(f"\nLeNet-5 training step (forward + backward + Adam), float32, median of {args.steps} steps\n")
+    print(f"{'batch':>6} {'minidl img/s':>13} {'torch img/s':>12} {'minidl/torch':>13}")
+    rows = []
+    for bs in args.batch_sizes:
+        ours = images_per_second(minidl_step(bs), bs, args.steps)
+        ref = images_per_second(torch_step(torch, bs), bs, args.steps) if torch else None
+        rows.append({"batch_size": bs, "minidl_images_per_s": ours, "torch_images_per_s": ref})
+        ratio = f"{ours / ref:13.2f}" if ref else f"{'-':>13}"
+        ref_s = f"{ref:12.0f}" if ref else f"{'-':>12}"
+        print(f"{bs:6d} {ours:13.0f} {ref_s} {ratio}")
+    write_json(args.json, {"rows": rows})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,148 @@
+"""`minidl train / eval / summary` end to end, on a small generated dataset (no network)."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+import minidl as mdl
+from minidl import cli, training
+from minidl.data import ArrayDataset
+
+
+class TinyDigits(ArrayDataset):
+    """MNIST-shaped (1x28x28 uint8) images where class k is a bright bar at row 2k plus noise."""
+
+    calls = 0
+    interrupt_at = None  # raise KeyboardInterrupt at this get_batch call, to test Ctrl-C
+    poison = False  # NaN pixels, to test the NaN-loss stop
+
+    def __init__(self, root=None, train=True, download=True, transform=None):
+        rng = np.random.default_rng(0 if train else 1)
+        n = 192 if train else 64
+        y = rng.integers(0, 10, n)
+        x = rng.integers(0, 60, (n, 1, 28, 28)).astype(np.uint8)
+        for i, k in enumerate(y):
+            x[i, 0, 2 * k + 4: 2 * k + 6, 4:24] = 255
+        super().__init__(x, y, transform)
+
+    def get_batch(self, indices):
+        TinyDigits.calls += 1
+        if TinyDigits.interrupt_at == TinyDigits.calls:
+            raise KeyboardInterrupt
+        x, y = super().get_batch(indices)
+        if TinyDigits.poison:
+            x = x * np.float32(np.nan)
+        return x, y
+
+
+@pytest.fixture(autouse=True)
+def tiny_mnist(monkeypatch):
+    monkeypatch.setitem(training.DATASETS, "mnist", (TinyDigits, (0.1,), (0.3,)))
+    TinyDigits.calls, TinyDigits.interrupt_at, TinyDigits.poison = 0, None, False
+
+
+def train(out, *extra):
+    return cli.main(["train", "lenet5", "--dataset", "mnist", "--batch-size", "32", "--out", str(out),
+                     "--quiet", *extra])
+
+
+def weights(path):
+    return {k: v.data for k, v in mdl.load(path)["model"].items()}
+
+
+def assert_same_weights(a, b):
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        assert np.array_equal(wa[k], wb[k]), k
+
+
+def test_train_writes_the_run_directory_and_learns(tmp_path, capsys):
+    assert train(tmp_path, "--epochs", "3", "--lr", "3e-3") == 0
+    out = capsys.readouterr().out
+    assert "epoch   3" in out and "img/s" in out and "test accuracy" in out
+    rows = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert rows[-1]["train_loss"] < rows[0]["train_loss"]
+    assert rows[-1]["test_acc"] > 0.5  # ten classes: chance is 0.1
+    assert open(tmp_path / "metrics.csv").readline().startswith("epoch,train_loss,train_acc")
+    assert sorted(os.listdir(tmp_path / "checkpoints")) == ["epoch-001.npz", "epoch-002.npz", "epoch-003.npz"]
+    assert os.path.exists(tmp_path / "model.npz")
+    assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
+
+
+def test_curves_png_when_matplotlib_is_installed(tmp_path):
+    pytest.importorskip("matplotlib")
+    assert train(tmp_path, "--epochs", "1") == 0
+    with open(tmp_path / "curves.png", "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_resume_at_an_epoch_boundary_equals_an_uninterrupted_run(tmp_path):
+    assert train(tmp_path / "full", "--epochs", "2") == 0
+    assert train(tmp_path / "half", "--epochs", "1") == 0
+    resumed = cli.main(["train", "lenet5", "--resume", str(tmp_path / "half" / "checkpoints" / "epoch-001.npz"),
+                        "--epochs", "2", "--quiet"])
+    assert resumed == 0
+    assert_same_weights(tmp_path / "full" / "model.npz", tmp_path / "half" / "model.npz")
+
+
+def test_ctrl_c_saves_a_checkpoint_and_resume_continues_exactly(tmp_path, capsys):
+    assert train(tmp_path / "full", "--epochs", "2") == 0
+    TinyDigits.calls, TinyDigits.interrupt_at = 0, 9  # mid-way through epoch 2 (6 batches per epoch + eval)
+    assert train(tmp_path / "cut", "--epochs", "2") == 130
+    saved = [f for f in os.listdir(tmp_path / "cut" / "checkpoints") if f.startswith("interrupted")]
+    assert saved == ["interrupted-epoch-002-step-00001.npz"], saved
+    assert "resume with: minidl train lenet5 --resume" in capsys.readouterr().err
+    TinyDigits.interrupt_at = None
+    assert cli.main(["train", "lenet5", "--resume", str(tmp_path / "cut" / "checkpoints" / saved[0]),
+                     "--quiet"]) == 0
+    assert_same_weights(tmp_path / "full" / "model.npz", tmp_path / "cut" / "model.npz")
+
+
+def test_nan_loss_stops_naming_epoch_and_step(tmp_path, capsys):
+    TinyDigits.poison = True
+    assert train(tmp_path, "--epochs", "1") == 1
+    assert "the loss became nan at epoch 1, step 1" in capsys.readouterr().err
+
+
+def test_eval_prints_accuracy_and_confusion_matrix(tmp_path, capsys):
+    assert train(tmp_path, "--epochs", "1") == 0
+    capsys.readouterr()
+    assert cli.main(["eval", str(tmp_path / "model.npz")]) == 0
+    out = capsys.readouterr().out
+    assert "accuracy" in out and "confusion matrix" in out
+    matrix = [line.split()[1:] for line in out.splitlines() if line[:5].strip().isdigit()]
+    assert len(matrix) == 10 and sum(int(v) for row in matrix for v in row) == 64
+
+
+def test_unknown_names_list_the_valid_ones(tmp_path, capsys):
+    assert cli.main(["train", "lenet6", "--out", str(tmp_path)]) == 2
+    assert "unknown model 'lenet6'; choose one of: lenet5" in capsys.readouterr().err
+    assert cli.main(["train", "lenet5", "--dataset", "mnits", "--out", str(tmp_path)]) == 2
+    assert "unknown dataset 'mnits'; choose one of: cifar10, fashion-mnist, mnist" in capsys.readouterr().err
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path, capsys):
+    assert cli.main(["eval", str(tmp_path / "nope.npz")]) == 2
+    assert "nope.npz" in capsys.readouterr().err
+
+
+def test_cuda_without_a_gpu_fails_with_the_clear_message(tmp_path, capsys):
+    from minidl import backend
+
+    try:
+        backend.cupy()
+        pytest.skip("a GPU is usable here")
+    except mdl.DeviceError:
+        pass
+    assert train(tmp_path, "--epochs", "1", "--device", "cuda") == 2
+    err = capsys.readouterr().err
+    assert "minidl train: error: device 'cuda'" in err and ("cupy-cuda12x" in err or "GPU" in err)
+
+
+def test_summary_prints_the_table(capsys):
+    assert cli.main(["summary", "lenet5"]) == 0
+    out = capsys.readouterr().out
+    assert "Total params: 61,706" in out and "Conv2d: features.0" in out
