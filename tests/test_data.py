@@ -274,3 +274,28 @@ def test_dataloader_with_plain_indexable_dataset():
     x, y = next(iter(DataLoader(Squares(), batch_size=5)))
     np.testing.assert_array_equal(y.data, [0, 1, 4, 9, 16])
     assert x.shape == (5, 2)
+
+
+def test_random_shift_moves_whole_images_and_fills_with_background():
+    x = np.zeros((50, 1, 8, 8), np.uint8)
+    x[:, 0, 3:5, 3:5] = 200  # a 2x2 blob
+    out = T.RandomShift(2)(x, np.random.default_rng(0))
+    assert out.shape == x.shape and out.dtype == np.uint8
+    assert (out.reshape(50, -1).sum(axis=1) == 4 * 200).all()  # the blob moved whole, never cut
+    rows, cols = np.nonzero(out[:, 0].max(axis=2))[1], np.nonzero(out[:, 0].max(axis=1))[1]
+    assert rows.min() == 1 and rows.max() == 6 and cols.min() == 1 and cols.max() == 6  # all shifts in -2..2
+    with pytest.raises(ValueError, match="needs a random generator"):
+        T.RandomShift(2)(x, None)
+
+
+def test_augmented_batches_repeat_per_seed_epoch_and_batch():
+    ds = ArrayDataset(np.random.default_rng(0).integers(0, 255, (40, 1, 6, 6), dtype=np.uint8), np.arange(40))
+    ds.transform = T.Compose([T.RandomShift(1), T.ToFloat()])
+    a = DataLoader(ds, 8, shuffle=True, seed=2)
+    first = [x.data for x, _ in a]
+    second = [x.data for x, _ in a]
+    assert not all(np.array_equal(p, q) for p, q in zip(first, second))  # new shifts each epoch
+    b = DataLoader(ds, 8, shuffle=True, seed=2)
+    b.set_epoch(1)
+    resumed = [x.data for x, _ in b.batches(1, start=2)]  # resuming mid-epoch gives the same batches
+    assert all(np.array_equal(p, q) for p, q in zip(second[2:], resumed))

@@ -11,7 +11,9 @@ class DataLoader:
     Shuffling is deterministic: epoch ``e``'s order is a permutation drawn
     from a generator seeded with ``(seed, e)``, so it depends only on the seed
     and the epoch number -- a resumed run sees exactly the order an
-    uninterrupted one would. Without ``seed``, one is drawn from the
+    uninterrupted one would. Random transforms of a dataset with
+    ``get_batch`` (augmentation) draw from a generator seeded with
+    ``(seed, epoch, batch number)``, so they repeat the same way. Without ``seed``, one is drawn from the
     framework's generator (so ``mdl.manual_seed`` fixes it). The epoch
     advances by one each time iteration starts; ``set_epoch`` sets it.
     """
@@ -46,11 +48,11 @@ class DataLoader:
         """The batches of ``epoch`` from batch number ``start`` on (to resume mid-epoch)."""
         order = self.order(epoch)
         for b in range(start, len(self)):
-            yield self._batch(order[b * self.batch_size:(b + 1) * self.batch_size])
+            yield self._batch(order[b * self.batch_size:(b + 1) * self.batch_size], epoch, b)
 
-    def _batch(self, indices):
+    def _batch(self, indices, epoch, b):
         if hasattr(self.dataset, "get_batch"):
-            x, y = self.dataset.get_batch(indices)
+            x, y = self.dataset.get_batch(indices, rng=np.random.default_rng([self.seed, epoch, b]))
         else:
             items = [self.dataset[int(i)] for i in indices]
             x = np.stack([np.asarray(item[0]) for item in items])

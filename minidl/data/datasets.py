@@ -13,7 +13,7 @@ import tarfile
 
 import numpy as np
 
-from minidl.data import sources
+from minidl.data import sources, transforms
 from minidl.data.idx import IDXError, read_idx
 
 
@@ -35,9 +35,10 @@ class ArrayDataset:
         x, y = self.get_batch(np.asarray([i]))
         return x[0], y[0]
 
-    def get_batch(self, indices):
+    def get_batch(self, indices, rng=None):
+        """Images and labels at ``indices``, transformed; ``rng`` feeds random transforms."""
         x = self.data[indices]
-        return (self.transform(x) if self.transform else x), self.targets[indices]
+        return (transforms.apply(self.transform, x, rng) if self.transform else x), self.targets[indices]
 
     def subset(self, n):
         """The first ``n`` examples, as a dataset of the same kind (for quick runs)."""

@@ -1,18 +1,27 @@
 """Batch-wise transforms for image arrays of shape (..., C, H, W).
 
 Each works on one image (C, H, W) or a whole batch (N, C, H, W) alike, so a
-DataLoader transforms a batch in one vectorised step.
+DataLoader transforms a batch in one vectorised step. Random transforms
+(``random = True``) take a generator as a second argument; the DataLoader
+seeds it from (seed, epoch, batch number), so augmented batches are as
+repeatable as the data order, across a resume too.
 """
 import numpy as np
+
+
+def apply(transform, x, rng=None):
+    """``transform(x)``, handing ``rng`` to transforms that draw random numbers."""
+    return transform(x, rng) if getattr(transform, "random", False) else transform(x)
 
 
 class Compose:
     def __init__(self, transforms):
         self.transforms = list(transforms)
+        self.random = any(getattr(t, "random", False) for t in self.transforms)
 
-    def __call__(self, x):
+    def __call__(self, x, rng=None):
         for t in self.transforms:
-            x = t(x)
+            x = apply(t, x, rng)
         return x
 
     def __repr__(self):
@@ -62,3 +71,34 @@ class Pad:
 
     def __repr__(self):
         return f"Pad({self.padding})"
+
+
+class RandomShift:
+    """Move each image by a random whole number of pixels, up to ``max_shift`` in each
+    direction, filling the uncovered border with ``fill`` (apply it to uint8 images,
+    where 0 is MNIST's background). A cheap augmentation for digits: a shifted digit is
+    still the same digit."""
+
+    random = True
+
+    def __init__(self, max_shift, fill=0):
+        if max_shift < 0:
+            raise ValueError(f"RandomShift: max_shift must be >= 0; got {max_shift}")
+        self.max_shift, self.fill = int(max_shift), fill
+
+    def __call__(self, x, rng):
+        if rng is None:
+            raise ValueError("RandomShift needs a random generator; the DataLoader passes one")
+        s = self.max_shift
+        batch = x if x.ndim == 4 else x[None]
+        n, _, h, w = batch.shape
+        padded = np.pad(batch, [(0, 0), (0, 0), (s, s), (s, s)], constant_values=self.fill)
+        # A random h x w crop of the padded image is the image moved by (s - top, s - left).
+        top, left = rng.integers(0, 2 * s + 1, n), rng.integers(0, 2 * s + 1, n)
+        rows = (top[:, None] + np.arange(h))[:, None, :, None]
+        cols = (left[:, None] + np.arange(w))[:, None, None, :]
+        out = padded[np.arange(n)[:, None, None, None], np.arange(batch.shape[1])[None, :, None, None], rows, cols]
+        return out if x.ndim == 4 else out[0]
+
+    def __repr__(self):
+        return f"RandomShift({self.max_shift})"
