@@ -9,8 +9,10 @@ import os
 import sys
 import time
 
-# Defaults measured to reach >= 99.0% MNIST test accuracy with LeNet-5 quickly on 2 cores (see README).
-DEFAULTS = {"epochs": 10, "batch_size": 64, "lr": 1e-3, "optimizer": "adam", "lr_step": 0, "lr_gamma": 0.1}
+# Defaults chosen to reach >= 99.0% MNIST test accuracy with the classic LeNet-5 in few epochs on 2 cores:
+# without the random shifts it plateaus near 98.9%, and the lr steps give the last tenths (see README).
+DEFAULTS = {"epochs": 9, "batch_size": 64, "lr": 2e-3, "optimizer": "adam", "lr_step": 3, "lr_gamma": 0.3,
+            "augment": 2}
 
 
 def _parser():
@@ -30,6 +32,8 @@ def _parser():
     t.add_argument("--lr-step", type=int, default=DEFAULTS["lr_step"],
                    help="multiply the lr by --lr-gamma every this many epochs (0: never)")
     t.add_argument("--lr-gamma", type=float, default=DEFAULTS["lr_gamma"])
+    t.add_argument("--augment", type=int, default=DEFAULTS["augment"], metavar="PIXELS",
+                   help="move training images randomly by up to this many pixels (0: off)")
     t.add_argument("--device", default="cpu", help="cpu or cuda")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--subset", type=int, default=None, help="train on the first N images only (quick runs)")
@@ -62,14 +66,16 @@ def _train(args):
             config["epochs"] = args.epochs
         out = args.out or os.path.dirname(os.path.dirname(os.path.abspath(args.resume)))
     else:
+        from minidl.training import model_kwargs
         from minidl_models import get_model
 
-        get_model(args.model)  # an unknown name fails here, before any data is fetched
-        config = {"model": args.model, "dataset": args.dataset, "epochs": args.epochs or DEFAULTS["epochs"],
+        kwargs = model_kwargs(args.dataset)
+        get_model(args.model, **kwargs)  # an unknown name fails here, before any data is fetched
+        config = {"model": args.model, "model_kwargs": kwargs, "dataset": args.dataset, "epochs": args.epochs or DEFAULTS["epochs"],
                   "batch_size": args.batch_size, "lr": args.lr, "optimizer": args.optimizer,
                   "momentum": args.momentum, "weight_decay": args.weight_decay, "lr_step": args.lr_step,
-                  "lr_gamma": args.lr_gamma, "device": args.device, "seed": args.seed, "subset": args.subset,
-                  "data_root": args.data_root}
+                  "lr_gamma": args.lr_gamma, "augment": args.augment, "device": args.device, "seed": args.seed,
+                  "subset": args.subset, "data_root": args.data_root}
         out = args.out or os.path.join("runs", f"{args.model}-{args.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
     os.makedirs(out, exist_ok=True)
     run = Run(config, out, progress=not args.quiet)
@@ -96,7 +102,7 @@ def _eval(args):
 
     state = mdl.load(args.checkpoint)
     config = state["config"]
-    model = get_model(config["model"], **config.get("model_kwargs", {}))
+    model = get_model(config["model"], **config["model_kwargs"])
     model.load_state_dict(state["model"])
     model.to(args.device)
     _, test = load_datasets(config["dataset"], args.data_root or config.get("data_root"))

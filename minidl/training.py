@@ -39,16 +39,27 @@ def dataset_names():
     return sorted(DATASETS)
 
 
-def load_datasets(name, root=None, subset=None, image_size=32):
-    """Train and test datasets, normalised, padded to ``image_size`` (MNIST's 28 -> 32 for LeNet-5)."""
+def model_kwargs(dataset):
+    """What a model needs to know of ``dataset``: its input channels and number of classes."""
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; choose one of: {', '.join(dataset_names())}")
+    cls, mean, _ = DATASETS[dataset]
+    return {"num_classes": len(cls.classes), "in_channels": len(mean)}
+
+
+def load_datasets(name, root=None, subset=None, image_size=32, augment=0):
+    """Train and test datasets, padded to ``image_size`` (MNIST's 28 -> 32 for LeNet-5) and
+    normalised; with ``augment`` > 0 each training image is also moved by up to that many pixels."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of: {', '.join(dataset_names())}")
     cls, mean, std = DATASETS[name]
-    train = cls(root=root, train=True)
+    train, test = cls(root=root, train=True), cls(root=root, train=False)
     pad = (image_size - train.data.shape[-1]) // 2
-    steps = [T.ToFloat(), T.Normalize(mean, std)] + ([T.Pad(pad)] if pad > 0 else [])
-    test = cls(root=root, train=False)
-    train.transform = test.transform = T.Compose(steps)
+    # Pad before normalising: the border must be the images' own background (pixel value 0).
+    head = [T.Pad(pad)] if pad > 0 else []
+    tail = [T.ToFloat(), T.Normalize(mean, std)]
+    train.transform = T.Compose(head + ([T.RandomShift(augment)] if augment else []) + tail)
+    test.transform = T.Compose(head + tail)
     if subset:
         train, test = train.subset(subset), test.subset(max(subset // 5, 1))
     return train, test
@@ -86,8 +97,16 @@ class Run:
         self.config, self.out, self.progress = config, out, progress
         mdl.manual_seed(config["seed"])
         self.train_set, self.test_set = load_datasets(config["dataset"], config.get("data_root"),
-                                                      config.get("subset"))
-        self.model = get_model(config["model"], **config.get("model_kwargs", {}))
+                                                      config.get("subset"), augment=config.get("augment", 0))
+        self.model = get_model(config["model"], **config["model_kwargs"])
+        image_shape = tuple(self.test_set.get_batch([0])[0].shape[1:])
+        if tuple(self.model.input_shape) != image_shape:
+            raise ValueError(
+                f"{config['model']} takes inputs of shape {tuple(self.model.input_shape)}, but "
+                f"{config['dataset']} gives {image_shape}; train a small variant at this size: "
+                "lenet5, alexnet_small, vgg_small, googlenet_small, resnet_small or resnet20")
+        # A model with auxiliary outputs (GoogLeNet) defines the loss that weighs them.
+        self.criterion = getattr(self.model, "criterion", mdl.nn.functional.cross_entropy)
         self.device = config["device"]
         self.model.to(self.device)
         self.optimizer = make_optimizer(config["optimizer"], self.model.parameters(), config["lr"],
@@ -146,8 +165,9 @@ class Run:
         model.train()
         for x, y in self.loader.batches(self.epoch, start=self.step):
             x, y = x.to(self.device), y.to(self.device)
-            logits = model(x)
-            loss = mdl.nn.functional.cross_entropy(logits, y)
+            out = model(x)
+            logits = out[0] if isinstance(out, tuple) else out  # the rest are auxiliary heads
+            loss = self.criterion(out, y)
             value = loss.item()
             if not math.isfinite(value):
                 bar.close()

@@ -13,8 +13,9 @@ from minidl.data import ArrayDataset
 class TinyDigits(ArrayDataset):
     """MNIST-shaped (1x28x28 uint8) images where class k is a bright bar at row 2k plus noise."""
 
+    classes = [str(i) for i in range(10)]
     calls = 0
-    interrupt_at = None  # raise KeyboardInterrupt at this get_batch call, to test Ctrl-C
+    interrupt_at = None  # raise KeyboardInterrupt at this training-batch call, to test Ctrl-C
     poison = False  # NaN pixels, to test the NaN-loss stop
 
     def __init__(self, root=None, train=True, download=True, transform=None):
@@ -25,12 +26,14 @@ class TinyDigits(ArrayDataset):
         for i, k in enumerate(y):
             x[i, 0, 2 * k + 4: 2 * k + 6, 4:24] = 255
         super().__init__(x, y, transform)
+        self.train = train
 
-    def get_batch(self, indices):
-        TinyDigits.calls += 1
-        if TinyDigits.interrupt_at == TinyDigits.calls:
-            raise KeyboardInterrupt
-        x, y = super().get_batch(indices)
+    def get_batch(self, indices, rng=None):
+        if self.train:
+            TinyDigits.calls += 1
+            if TinyDigits.interrupt_at == TinyDigits.calls:
+                raise KeyboardInterrupt
+        x, y = super().get_batch(indices, rng)
         if TinyDigits.poison:
             x = x * np.float32(np.nan)
         return x, y
@@ -90,7 +93,7 @@ def test_resume_at_an_epoch_boundary_equals_an_uninterrupted_run(tmp_path):
 
 def test_ctrl_c_saves_a_checkpoint_and_resume_continues_exactly(tmp_path, capsys):
     assert train(tmp_path / "full", "--epochs", "2") == 0
-    TinyDigits.calls, TinyDigits.interrupt_at = 0, 9  # mid-way through epoch 2 (6 batches per epoch + eval)
+    TinyDigits.calls, TinyDigits.interrupt_at = 0, 8  # the second batch of epoch 2 (6 batches per epoch)
     assert train(tmp_path / "cut", "--epochs", "2") == 130
     saved = [f for f in os.listdir(tmp_path / "cut" / "checkpoints") if f.startswith("interrupted")]
     assert saved == ["interrupted-epoch-002-step-00001.npz"], saved
@@ -119,7 +122,8 @@ def test_eval_prints_accuracy_and_confusion_matrix(tmp_path, capsys):
 
 def test_unknown_names_list_the_valid_ones(tmp_path, capsys):
     assert cli.main(["train", "lenet6", "--out", str(tmp_path)]) == 2
-    assert "unknown model 'lenet6'; choose one of: lenet5" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "unknown model 'lenet6'; choose one of: alexnet, alexnet_small," in err and "lenet5" in err
     assert cli.main(["train", "lenet5", "--dataset", "mnits", "--out", str(tmp_path)]) == 2
     assert "unknown dataset 'mnits'; choose one of: cifar10, fashion-mnist, mnist" in capsys.readouterr().err
 
@@ -140,6 +144,38 @@ def test_cuda_without_a_gpu_fails_with_the_clear_message(tmp_path, capsys):
     assert train(tmp_path, "--epochs", "1", "--device", "cuda") == 2
     err = capsys.readouterr().err
     assert "minidl train: error: device 'cuda'" in err and ("cupy-cuda12x" in err or "GPU" in err)
+
+
+def test_full_size_model_on_small_images_points_to_the_small_variant(tmp_path, capsys):
+    assert cli.main(["train", "alexnet", "--dataset", "mnist", "--out", str(tmp_path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "alexnet takes inputs of shape (1, 227, 227), but mnist gives (1, 32, 32)" in err
+    assert "alexnet_small" in err
+
+
+def test_every_small_variant_trains_through_the_cli(tmp_path):
+    for name in ("alexnet_small", "vgg_small", "googlenet_small", "resnet_small"):
+        TinyDigits.calls = 0
+        assert cli.main(["train", name, "--dataset", "mnist", "--subset", "64", "--epochs", "1",
+                         "--batch-size", "32", "--out", str(tmp_path / name), "--quiet"]) == 0, name
+
+
+def test_aux_heads_are_trained_with_the_models_criterion(tmp_path, monkeypatch):
+    import minidl_models
+    from minidl_models.googlenet import GoogLeNetSmall, googlenet_small
+
+    seen = []
+    original = GoogLeNetSmall.criterion
+
+    def spy(self, outputs, target):
+        seen.append(len(outputs) if isinstance(outputs, tuple) else 1)
+        return original(self, outputs, target)
+
+    monkeypatch.setattr(GoogLeNetSmall, "criterion", spy)
+    monkeypatch.setitem(minidl_models.MODELS, "googlenet_small", lambda **kw: googlenet_small(aux_logits=True, **kw))
+    assert cli.main(["train", "googlenet_small", "--dataset", "mnist", "--subset", "64", "--epochs", "1",
+                     "--batch-size", "32", "--out", str(tmp_path), "--quiet"]) == 0
+    assert seen and set(seen) == {2}  # (logits, aux) in every training step
 
 
 def test_summary_prints_the_table(capsys):
