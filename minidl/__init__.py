@@ -8,7 +8,7 @@
 """
 import numpy as np
 
-from minidl.backend import DeviceError, get_array_module, manual_seed
+from minidl.backend import DeviceError, get_array_module, get_kernels, manual_seed, set_kernels, use_kernels
 from minidl.gradcheck import GradcheckError, gradcheck, gradgradcheck
 from minidl.ops import (abs, broadcast_to, cat, concat, exp, flatten, log, log_softmax, matmul, maximum, relu,
                         reshape, sigmoid, softmax, sqrt, stack, tanh, transpose)

@@ -7,7 +7,13 @@ imports CuPy, so a broken CUDA install cannot break CPU users.
 
 Device strings follow PyTorch: ``'cpu'``, ``'cuda'`` (the current GPU) and
 ``'cuda:N'``.
+
+It also chooses the CPU kernels behind ``minidl.kernels`` (:func:`set_kernels`):
+the NumPy reference or the Numba ones, with Numba imported lazily like CuPy.
 """
+import contextlib
+import os
+
 import numpy as np
 
 _cupy = None
@@ -176,3 +182,80 @@ def set_rng_state(state):
     _seed = state["seed"]
     _numpy_rng.bit_generator.state = state["bit_generator"]
     _cupy_rng = None
+
+
+# --- kernel implementations ---------------------------------------------------
+
+KERNEL_SETS = ("auto", "numpy", "numba")
+_kernels = None  # the resolved name ('numpy' or 'numba'); None until first asked for
+
+
+def _import_numba():
+    """The numba module, or ImportError naming the fix. Imported here, on first use, so that
+    importing minidl never pays Numba's import time nor breaks with a broken Numba install."""
+    try:
+        import numba
+    except ImportError as e:
+        raise ImportError(
+            f"kernels 'numba' asked for, but Numba cannot be imported ({e}). Install it with "
+            "`pip install numba`, or choose the NumPy kernels: set_kernels('numpy') or MINIDL_KERNELS=numpy."
+        ) from None
+    return numba
+
+
+def _resolve(name, source):
+    if name not in KERNEL_SETS:
+        raise ValueError(f"{source}: unknown kernel set {name!r}; expected one of {', '.join(KERNEL_SETS)}")
+    if name == "auto":
+        try:
+            _import_numba()
+        except ImportError:
+            return "numpy"
+        return "numba"
+    if name == "numba":
+        _import_numba()
+    return name
+
+
+def set_kernels(name):
+    """Choose the CPU kernels: ``'numba'`` (parallel, compiled), ``'numpy'`` (the reference) or
+    ``'auto'`` (Numba when it can be imported, else NumPy). The default comes from the
+    environment variable ``MINIDL_KERNELS``, else ``'auto'``. CuPy arrays are unaffected."""
+    global _kernels
+    _kernels = _resolve(name, "set_kernels")
+
+
+def get_kernels():
+    """The kernel set in use, resolved: ``'numpy'`` or ``'numba'``."""
+    global _kernels
+    if _kernels is None:
+        _kernels = _resolve(os.environ.get("MINIDL_KERNELS", "auto"), "MINIDL_KERNELS")
+    return _kernels
+
+
+@contextlib.contextmanager
+def use_kernels(name):
+    """``with use_kernels('numpy'): ...`` runs the block with that kernel set, then restores the previous one."""
+    old = get_kernels()
+    set_kernels(name)
+    try:
+        yield
+    finally:
+        set_kernels(old)
+
+
+def kernel_module(*arrays):
+    """The module of kernels (see ``minidl.kernels``) for NumPy ``arrays``.
+
+    The Numba kernels are compiled for float32 and float64 alone; any other mix of dtypes
+    (float16, or float32 next to float64) runs on the NumPy reference, which promotes like NumPy.
+    """
+    if get_kernels() == "numba":
+        dtypes = {a.dtype for a in arrays if a.dtype.kind == "f"}
+        if len(dtypes) == 1 and dtypes <= {np.dtype(np.float32), np.dtype(np.float64)}:
+            from minidl.kernels import numba_impl
+
+            return numba_impl
+    from minidl.kernels import numpy_impl
+
+    return numpy_impl

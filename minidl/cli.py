@@ -35,6 +35,8 @@ def _parser():
     t.add_argument("--augment", type=int, default=DEFAULTS["augment"], metavar="PIXELS",
                    help="move training images randomly by up to this many pixels (0: off)")
     t.add_argument("--device", default="cpu", help="cpu or cuda")
+    t.add_argument("--kernels", choices=["auto", "numpy", "numba"], default=None,
+                   help="CPU kernels (default: $MINIDL_KERNELS, else auto = numba when it imports)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--subset", type=int, default=None, help="train on the first N images only (quick runs)")
     t.add_argument("--data-root", default=None, help="folder with the dataset files (default: the cache)")
@@ -45,6 +47,7 @@ def _parser():
     e = sub.add_parser("eval", help="evaluate a checkpoint on its dataset's test set")
     e.add_argument("checkpoint")
     e.add_argument("--device", default="cpu")
+    e.add_argument("--kernels", choices=["auto", "numpy", "numba"], default=None)
     e.add_argument("--data-root", default=None)
 
     s = sub.add_parser("summary", help="print a model's layers, parameters and cost")
@@ -57,6 +60,8 @@ def _train(args):
     import minidl as mdl
     from minidl.training import Run
 
+    if args.kernels:
+        mdl.set_kernels(args.kernels)
     if args.resume:
         state = mdl.load(args.resume)
         config = state["config"]
@@ -83,7 +88,8 @@ def _train(args):
         run.restore(state)
         print(f"resumed from {args.resume} at epoch {run.epoch + 1}, step {run.step}")
     print(f"training {config['model']} on {config['dataset']} ({len(run.train_set)} train, "
-          f"{len(run.test_set)} test images) for {config['epochs']} epochs; writing {out}")
+          f"{len(run.test_set)} test images) for {config['epochs']} epochs with {mdl.get_kernels()} kernels; "
+          f"writing {out}")
     started = time.perf_counter()
     history = run.fit()
     last = history[-1]
@@ -100,6 +106,8 @@ def _eval(args):
     from minidl.training import evaluate, load_datasets
     from minidl_models import get_model
 
+    if args.kernels:
+        mdl.set_kernels(args.kernels)
     state = mdl.load(args.checkpoint)
     config = state["config"]
     model = get_model(config["model"], **config["model_kwargs"])
@@ -139,7 +147,7 @@ def main(argv=None):
         return {"train": _train, "eval": _eval, "summary": _summary}[args.command](args)
     except KeyboardInterrupt:
         return 130
-    except (DeviceError, DatasetNotFoundError, SerializationError, TrainingError, ValueError) as e:
+    except (DeviceError, DatasetNotFoundError, ImportError, SerializationError, TrainingError, ValueError) as e:
         print(f"minidl {args.command}: error: {e}", file=sys.stderr)
         return 2 if not isinstance(e, TrainingError) else 1
 

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 import minidl as mdl
+from minidl import backend
 
 
 def ops_in_graph(outputs):
@@ -22,3 +23,14 @@ def ops_in_graph(outputs):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture(params=["numpy", "numba"])
+def kernel_set(request):
+    """Runs a test once per kernel implementation (see minidl.backend.set_kernels), restoring the
+    previous choice afterwards; the Numba run is skipped where Numba cannot be imported.
+    A module applies it to all of its tests with ``pytestmark = pytest.mark.usefixtures("kernel_set")``."""
+    if request.param == "numba":
+        pytest.importorskip("numba")
+    with backend.use_kernels(request.param):
+        yield request.param

@@ -178,6 +178,12 @@ def test_aux_heads_are_trained_with_the_models_criterion(tmp_path, monkeypatch):
     assert seen and set(seen) == {2}  # (logits, aux) in every training step
 
 
+def test_kernels_option_chooses_the_cpu_kernels(tmp_path, capsys):
+    with mdl.use_kernels(mdl.get_kernels()):  # restore whatever was set before
+        assert train(tmp_path, "--epochs", "1", "--kernels", "numpy") == 0
+        assert "with numpy kernels" in capsys.readouterr().out and mdl.get_kernels() == "numpy"
+
+
 def test_summary_prints_the_table(capsys):
     assert cli.main(["summary", "lenet5"]) == 0
     out = capsys.readouterr().out

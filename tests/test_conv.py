@@ -10,6 +10,9 @@ from minidl import kernels
 from minidl.ops import conv
 from minidl.ops.conv import conv2d
 
+# Every test here runs on each kernel implementation (tests/conftest.py::kernel_set).
+pytestmark = pytest.mark.usefixtures("kernel_set")
+
 # --- the gradcheck grid ---------------------------------------------------------------------
 # Every value of every parameter appears: all 18 (stride, padding, dilation) triples twice, with
 # the kernel shape, groups and batch size cycling at different periods so they meet many triples

@@ -10,6 +10,9 @@ import pytest
 import minidl as mdl
 from minidl.ops.normalization import batch_norm, local_response_norm
 
+# Every test here runs on each kernel implementation (tests/conftest.py::kernel_set).
+pytestmark = pytest.mark.usefixtures("kernel_set")
+
 
 @pytest.fixture(scope="module")
 def torch():

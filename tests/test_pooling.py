@@ -6,6 +6,9 @@ import minidl as mdl
 from minidl import kernels
 from minidl.ops.pooling import adaptive_avg_pool2d, avg_pool2d, max_pool2d
 
+# Every test here runs on each kernel implementation (tests/conftest.py::kernel_set).
+pytestmark = pytest.mark.usefixtures("kernel_set")
+
 
 @pytest.fixture(scope="module")
 def torch():

@@ -1,10 +1,11 @@
 """Array kernels: one interface, several implementations.
 
 The ops in ``minidl.ops`` call the functions below; each forwards to the
-implementation that fits the arrays: ``numpy_impl`` (the reference, always
-present) for NumPy arrays, and later Numba (CPU) and CUDA (CuPy)
-implementations behind the same signatures. A new implementation is a module
-with these functions; the same tests run on each.
+implementation that fits the arrays. For NumPy arrays that is the set chosen
+with ``minidl.set_kernels``: ``numpy_impl`` (the reference, always present) or
+``numba_impl`` (compiled, parallel over the batch and channels; float32 and
+float64); CUDA (CuPy) kernels will follow behind the same signatures. A new
+implementation is a module with these functions; the same tests run on each.
 
 Conventions shared by every implementation:
 - images are NCHW; ``kernel``, ``stride``, ``padding`` and ``dilation`` are
@@ -15,13 +16,11 @@ Conventions shared by every implementation:
 from minidl import backend
 
 
-def _impl(x):
-    """The implementation module for array ``x``."""
-    from minidl.kernels import numpy_impl
-
-    if backend._is_cupy_array(x):
+def _impl(*arrays):
+    """The implementation module for ``arrays`` (the backend decides which)."""
+    if any(backend._is_cupy_array(a) for a in arrays):
         raise backend.DeviceError("no CUDA kernels are available yet for CuPy arrays")
-    return numpy_impl
+    return backend.kernel_module(*arrays)
 
 
 def conv_output_size(size, kernel, stride, padding, dilation=1, ceil_mode=False):
@@ -92,14 +91,14 @@ def lrn_backward(x, y, scale, gy, size, alpha, beta, k):
     """Closed-form gradient of :func:`lrn_forward`:
     ``gx_c = gy_c * scale_c**-beta - 2 alpha beta / size * x_c *
     sum over windows containing c of gy_j * y_j / scale_j``."""
-    return _impl(x).lrn_backward(x, y, scale, gy, size, alpha, beta, k)
+    return _impl(x, y, scale, gy).lrn_backward(x, y, scale, gy, size, alpha, beta, k)
 
 
 def batch_norm_forward(x, gamma, beta, eps):
     """Training-mode batch norm (the paper's Algorithm 1) over every axis but
     axis 1. Returns ``(y, mean, invstd)`` with mean and biased-variance
     ``invstd = 1/sqrt(var + eps)`` per channel."""
-    return _impl(x).batch_norm_forward(x, gamma, beta, eps)
+    return _impl(x, gamma, beta).batch_norm_forward(x, gamma, beta, eps)
 
 
 def batch_norm_backward(gy, x, gamma, mean, invstd):
@@ -108,4 +107,4 @@ def batch_norm_backward(gy, x, gamma, mean, invstd):
     ``gbeta = sum gy``, ``ggamma = sum gy * xhat``,
     ``gx = gamma * invstd / m * (m * gy - gbeta - xhat * ggamma)``.
     Returns ``(gx, ggamma, gbeta)``."""
-    return _impl(x).batch_norm_backward(gy, x, gamma, mean, invstd)
+    return _impl(gy, x, gamma, mean, invstd).batch_norm_backward(gy, x, gamma, mean, invstd)

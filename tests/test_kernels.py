@@ -1,0 +1,261 @@
+"""The kernel implementations against the NumPy reference, and choosing between them.
+
+Every Numba kernel is run on random geometries (stride, padding, dilation, ceil_mode,
+count_include_pad, rectangular kernels, overlapping and gapped windows) in float32 and
+float64 and compared with ``numpy_impl``. Where the Numba kernel adds in the reference's
+order (im2col, col2im, pooling, LRN) the results must be identical bit for bit; batch
+norm, whose statistics are float64 sums here and NumPy's pairwise sums in the input's
+dtype there, must agree to 1e-6 relative.
+"""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import minidl as mdl
+from minidl import backend, kernels
+from minidl.kernels import numpy_impl
+
+DTYPES = [np.float32, np.float64]
+
+
+@pytest.fixture(scope="module")
+def numba_impl():
+    pytest.importorskip("numba")
+    from minidl.kernels import numba_impl
+
+    return numba_impl
+
+
+def assert_same(actual, expected):
+    """Same dtype, shape and values (NaN where NaN)."""
+    assert actual.dtype == expected.dtype and actual.shape == expected.shape
+    np.testing.assert_array_equal(actual, expected)
+
+
+def assert_close(actual, expected):
+    """1e-6 relative, per element or, for elements near zero, to the largest magnitude."""
+    assert actual.dtype == expected.dtype and actual.shape == expected.shape
+    np.testing.assert_allclose(actual, expected, rtol=1e-6, atol=1e-6 * np.abs(expected).max())
+
+
+def conv_case(seed):
+    """A random convolution geometry with at least one output position."""
+    rng = np.random.default_rng(seed)
+    while True:
+        kernel, stride = tuple(rng.integers(1, 5, 2)), tuple(rng.integers(1, 4, 2))
+        padding, dilation = tuple(rng.integers(0, 3, 2)), tuple(rng.integers(1, 3, 2))
+        shape = (int(rng.integers(1, 4)), int(rng.integers(1, 5))) + tuple(int(v) for v in rng.integers(1, 12, 2))
+        if all(kernels.conv_output_size(shape[2 + a], kernel[a], stride[a], padding[a], dilation[a]) >= 1
+               for a in (0, 1)):
+            return shape, *(tuple(int(v) for v in p) for p in (kernel, stride, padding, dilation))
+
+
+def pool_case(seed):
+    """A random pooling geometry PyTorch accepts (padding at most half the kernel)."""
+    rng = np.random.default_rng(seed)
+    while True:
+        kernel, stride = tuple(int(v) for v in rng.integers(1, 5, 2)), tuple(int(v) for v in rng.integers(1, 5, 2))
+        padding = tuple(int(rng.integers(0, k // 2 + 1)) for k in kernel)
+        ceil_mode = bool(rng.integers(2))
+        shape = (int(rng.integers(1, 4)), int(rng.integers(1, 5))) + tuple(int(v) for v in rng.integers(1, 12, 2))
+        if all(kernels.conv_output_size(shape[2 + a], kernel[a], stride[a], padding[a], 1, ceil_mode) >= 1
+               for a in (0, 1)):
+            return shape, kernel, stride, padding, ceil_mode
+
+
+SEEDS = range(12)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("seed", SEEDS)
+def test_im2col_and_col2im_are_bit_identical(numba_impl, seed, dtype):
+    shape, *geometry = conv_case(seed)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape).astype(dtype)
+    col = numba_impl.im2col(x, *geometry)
+    assert_same(col, numpy_impl.im2col(x, *geometry))
+    c = rng.standard_normal(col.shape).astype(dtype)
+    assert_same(numba_impl.col2im(c, shape, *geometry), numpy_impl.col2im(c, shape, *geometry))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_im2col_of_a_non_contiguous_input(numba_impl, dtype):
+    x = np.random.default_rng(0).standard_normal((5, 6, 7, 3)).astype(dtype).transpose(0, 3, 1, 2)
+    for geometry in [((1, 1), (1, 1), (0, 0), (1, 1)), ((3, 2), (2, 1), (1, 1), (1, 2))]:
+        assert_same(numba_impl.im2col(x, *geometry), numpy_impl.im2col(x, *geometry))
+
+
+def special_values(shape, dtype, seed):
+    """Small integers (many ties), some NaN and some -inf: max pooling's hard cases."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-2, 3, shape).astype(dtype)
+    x[rng.random(shape) < 0.05] = np.nan
+    x[rng.random(shape) < 0.3] = -np.inf
+    return x
+
+
+@pytest.mark.parametrize("values", ["random", "ties-nan-inf"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("seed", SEEDS)
+def test_max_pool_is_bit_identical(numba_impl, seed, dtype, values):
+    shape, kernel, stride, padding, ceil_mode = pool_case(seed)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape).astype(dtype) if values == "random" else special_values(shape, dtype, seed)
+    y, argmax = numba_impl.max_pool2d_forward(x, kernel, stride, padding, ceil_mode)
+    y_ref, argmax_ref = numpy_impl.max_pool2d_forward(x, kernel, stride, padding, ceil_mode)
+    assert_same(y, y_ref)
+    assert_same(argmax, argmax_ref)
+    # Backward sums in float64 in the reference's order, so it is exact even where windows overlap.
+    gy = rng.standard_normal(y.shape).astype(dtype)
+    assert_same(numba_impl.max_pool2d_backward(gy, argmax, shape), numpy_impl.max_pool2d_backward(gy, argmax, shape))
+
+
+def test_max_pool_windows_of_only_nan_or_only_minus_inf(numba_impl):
+    x = np.array([[[[np.nan, np.nan, -np.inf, -np.inf], [1.0, np.nan, -np.inf, -np.inf]]]])
+    for geometry in [((2, 2), (2, 2), (0, 0), False), ((2, 3), (1, 1), (1, 1), True)]:
+        for a, b in zip(numba_impl.max_pool2d_forward(x, *geometry), numpy_impl.max_pool2d_forward(x, *geometry)):
+            assert_same(a, b)
+
+
+@pytest.mark.parametrize("count_include_pad", [True, False])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("seed", SEEDS)
+def test_avg_pool_is_bit_identical(numba_impl, seed, dtype, count_include_pad):
+    shape, kernel, stride, padding, ceil_mode = pool_case(seed)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape).astype(dtype)
+    args = (kernel, stride, padding, ceil_mode, count_include_pad)
+    y = numba_impl.avg_pool2d_forward(x, *args)
+    assert_same(y, numpy_impl.avg_pool2d_forward(x, *args))
+    gy = rng.standard_normal(y.shape).astype(dtype)
+    assert_same(numba_impl.avg_pool2d_backward(gy, shape, *args), numpy_impl.avg_pool2d_backward(gy, shape, *args))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape, size", [((2, 5, 3, 4), 5), ((3, 7, 6), 2), ((2, 4, 3, 3), 9), ((1, 6, 2, 1, 3), 1)])
+def test_lrn_is_bit_identical(numba_impl, shape, size, dtype):
+    rng = np.random.default_rng(0)
+    x, gy = (rng.standard_normal(shape).astype(dtype) for _ in range(2))
+    args = (size, 2.0, 0.75, 2.0)  # a large alpha, so the window sums matter
+    y, scale = numba_impl.lrn_forward(x, *args)
+    y_ref, scale_ref = numpy_impl.lrn_forward(x, *args)
+    assert_same(scale, scale_ref)
+    assert_same(y, y_ref)
+    assert_same(numba_impl.lrn_backward(x, y, scale, gy, *args), numpy_impl.lrn_backward(x, y, scale, gy, *args))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(16, 3), (5, 4, 7), (4, 3, 6, 5), (64, 2, 9, 9)])
+def test_batch_norm_agrees(numba_impl, shape, dtype):
+    rng = np.random.default_rng(0)
+    c = shape[1]
+    x = (rng.standard_normal(shape) * 2 + 1).astype(dtype)
+    gamma, beta = rng.uniform(0.5, 2, c).astype(dtype), rng.standard_normal(c).astype(dtype)
+    ours, ref = numba_impl.batch_norm_forward(x, gamma, beta, 1e-5), numpy_impl.batch_norm_forward(x, gamma, beta, 1e-5)
+    for a, b in zip(ours, ref):
+        assert_close(a, b)
+    gy = rng.standard_normal(shape).astype(dtype)
+    mean, invstd = ref[1:]
+    for a, b in zip(numba_impl.batch_norm_backward(gy, x, gamma, mean, invstd),
+                    numpy_impl.batch_norm_backward(gy, x, gamma, mean, invstd)):
+        assert_close(a, b)
+
+
+def test_kernels_run_as_plain_python_with_the_jit_disabled():
+    # NUMBA_DISABLE_JIT=1 is how a kernel is stepped through in a debugger; it must still be right.
+    pytest.importorskip("numba")
+    code = """if True:
+        import numpy as np
+        from minidl.kernels import numba_impl as nb, numpy_impl as ref
+        assert not hasattr(nb.pooling._max_pool, "py_func")  # a plain function, not a dispatcher
+        rng = np.random.default_rng(0)
+        x, col = rng.standard_normal((2, 3, 5, 4)), rng.standard_normal((2, 12, 4))
+        pairs = [(nb.im2col(x, (2, 3), (1, 2), (1, 1), (2, 1)), ref.im2col(x, (2, 3), (1, 2), (1, 1), (2, 1))),
+                 (nb.col2im(col, (2, 3, 3, 3), (2, 2), (1, 1), (0, 0), (1, 1)),
+                  ref.col2im(col, (2, 3, 3, 3), (2, 2), (1, 1), (0, 0), (1, 1)))]
+        pairs += zip(nb.max_pool2d_forward(x, (3, 2), (2, 1), (1, 1), True),
+                     ref.max_pool2d_forward(x, (3, 2), (2, 1), (1, 1), True))
+        pairs.append((nb.avg_pool2d_backward(x, (2, 3, 9, 5), (2, 2), (2, 1), (1, 0), True, False),
+                      ref.avg_pool2d_backward(x, (2, 3, 9, 5), (2, 2), (2, 1), (1, 0), True, False)))
+        pairs += zip(nb.lrn_forward(x, 3, 2.0, 0.75, 2.0), ref.lrn_forward(x, 3, 2.0, 0.75, 2.0))
+        pairs += zip(nb.batch_norm_forward(x, np.ones(3), np.zeros(3), 1e-5),
+                     ref.batch_norm_forward(x, np.ones(3), np.zeros(3), 1e-5))
+        for a, b in pairs:
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    """
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+# --- choosing the implementation ----------------------------------------------------------
+
+def test_numba_is_not_imported_by_importing_minidl():
+    code = "import minidl, sys; assert 'numba' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_set_get_and_use_kernels():
+    x = np.ones((1, 1, 2, 2), np.float32)
+    with backend.use_kernels("numpy"):
+        assert backend.get_kernels() == "numpy"
+        assert backend.kernel_module(x) is numpy_impl
+        with pytest.raises(RuntimeError):
+            with backend.use_kernels("auto"):
+                raise RuntimeError("the previous choice comes back after an error too")
+        assert backend.get_kernels() == "numpy"
+    with pytest.raises(ValueError, match=r"set_kernels: unknown kernel set 'cuda'; expected one of auto, numpy, "
+                                         r"numba"):
+        backend.set_kernels("cuda")
+
+
+def test_numba_kernels_serve_float32_and_float64_only(numba_impl):
+    with backend.use_kernels("numba"):
+        assert backend.get_kernels() == "numba"
+        for dtype in DTYPES:
+            assert backend.kernel_module(np.ones(2, dtype), np.zeros(2, np.int64)) is numba_impl
+        # float16, or a mix of dtypes, is left to the reference, which promotes like NumPy
+        assert backend.kernel_module(np.ones(2, np.float16)) is numpy_impl
+        assert backend.kernel_module(np.ones(2, np.float32), np.ones(2)) is numpy_impl
+        x = mdl.tensor(np.ones((1, 2, 4, 4), np.float16))
+        assert mdl.nn.functional.max_pool2d(x, 2).dtype == np.float16
+
+
+def test_the_default_comes_from_the_environment(monkeypatch):
+    monkeypatch.setattr(backend, "_kernels", None)
+    monkeypatch.setenv("MINIDL_KERNELS", "numpy")
+    assert backend.get_kernels() == "numpy"
+    monkeypatch.setattr(backend, "_kernels", None)
+    monkeypatch.setenv("MINIDL_KERNELS", "fast")
+    with pytest.raises(ValueError, match=r"MINIDL_KERNELS: unknown kernel set 'fast'"):
+        backend.get_kernels()
+    monkeypatch.setattr(backend, "_kernels", None)
+    monkeypatch.delenv("MINIDL_KERNELS")
+    assert backend.get_kernels() in ("numpy", "numba")  # 'auto'
+
+
+def test_auto_and_numba_without_numba(monkeypatch):
+    monkeypatch.setattr(backend, "_kernels", None)
+    monkeypatch.setitem(sys.modules, "numba", None)  # `import numba` now raises ImportError
+    with pytest.raises(ImportError, match=r"kernels 'numba' asked for, but Numba cannot be imported .*"
+                                          r"`pip install numba`"):
+        backend.set_kernels("numba")
+    backend.set_kernels("auto")
+    assert backend.get_kernels() == "numpy"
+
+
+def test_omp_num_threads_limits_numba_threads():
+    pytest.importorskip("numba")
+    code = ("import numba, minidl.kernels.numba_impl; n = numba.get_num_threads(); "
+            "assert n == 1, n")
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_NUM_THREADS"}
+    subprocess.run([sys.executable, "-c", code], check=True, env=dict(env, OMP_NUM_THREADS="1"))
+
+
+def test_selection_is_exported_at_the_top_level():
+    with mdl.use_kernels("numpy"):
+        assert mdl.get_kernels() == "numpy"
+    mdl.set_kernels(mdl.get_kernels())  # idempotent
+    assert mdl.set_kernels is backend.set_kernels
