@@ -133,10 +133,12 @@ class ResNet(nn.Module):
     64, 128, 256, 512 ``planes`` (output channels ``planes * block.expansion``), the last three
     starting with a stride of 2, then global average pooling and a fully connected classifier.
 
-    ``layers`` is the number of blocks per stage; ``block_kwargs`` go to every block.
+    ``layers`` is the number of blocks per stage; ``shortcut`` builds the projection where a stage
+    changes the shape; ``block_kwargs`` go to every block.
     """
 
-    def __init__(self, block, layers, num_classes=1000, in_channels=3, **block_kwargs):
+    def __init__(self, block, layers, num_classes=1000, in_channels=3, shortcut=projection_shortcut,
+                 **block_kwargs):
         super().__init__()
         self.input_shape = (in_channels, 224, 224)
         self.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
@@ -146,7 +148,7 @@ class ResNet(nn.Module):
         channels = 64
         for i, num_blocks in enumerate(layers):
             planes = 64 * 2 ** i
-            stage = make_stage(block, channels, planes, num_blocks, 1 if i == 0 else 2, **block_kwargs)
+            stage = make_stage(block, channels, planes, num_blocks, 1 if i == 0 else 2, shortcut, **block_kwargs)
             setattr(self, f"layer{i + 1}", stage)
             channels = planes * block.expansion
         self.avgpool = nn.AdaptiveAvgPool2d(1)

@@ -117,29 +117,15 @@ class PreActBottleneck(PreActUnit):
         return self.conv3(self.relu(self.bn3(out)))
 
 
-class PreActResNet(nn.Module):
+class PreActResNet(ResNet):
     """ResNet with pre-activation units: the ImageNet stem (7x7/2 conv, BN, ReLU, 3x3/2 max pool),
     four stages, a final BN -> ReLU (``bn_final``), global average pooling and the classifier."""
 
     def __init__(self, block, layers, num_classes=1000, in_channels=3):
-        super().__init__()
-        self.input_shape = (in_channels, 224, 224)
-        self.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
-        self.relu = nn.ReLU()
-        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
-        channels = 64
-        for i, num_blocks in enumerate(layers):
-            planes = 64 * 2 ** i
-            stage = make_stage(block, channels, planes, num_blocks, 1 if i == 0 else 2, shortcut=preact_shortcut)
-            setattr(self, f"layer{i + 1}", stage)
-            channels = planes * block.expansion
+        super().__init__(block, layers, num_classes, in_channels, shortcut=preact_shortcut)
         # the stem's BN -> ReLU is the first unit's pre-activation, shared by both of its paths
         self.layer1[0].bn1 = None
-        self.bn_final = nn.BatchNorm2d(channels)
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(channels, num_classes)
-        he_init(self, mode="fan_out")
+        self.bn_final = nn.BatchNorm2d(self.fc.in_features)
 
     def forward(self, x):
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))

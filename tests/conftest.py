@@ -20,6 +20,21 @@ def ops_in_graph(outputs):
     return names
 
 
+@pytest.fixture(scope="module")
+def torch():
+    """PyTorch, the optional reference: tests that take this fixture skip cleanly without it."""
+    return pytest.importorskip("torch")
+
+
+def close(actual, expected):
+    """Agreement with the PyTorch reference, in float64."""
+    np.testing.assert_allclose(actual, expected, rtol=1e-7, atol=1e-12)
+
+
+def randn(*shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape)
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)

@@ -7,19 +7,7 @@ import minidl as mdl
 from minidl.ops.dropout import dropout
 from minidl.ops.linalg import linear
 from minidl.ops.loss import cross_entropy, mse_loss
-
-
-@pytest.fixture(scope="module")
-def torch():
-    return pytest.importorskip("torch")
-
-
-def close(actual, expected):
-    np.testing.assert_allclose(actual, expected, rtol=1e-7, atol=1e-12)
-
-
-def randn(*shape, seed=0):
-    return np.random.default_rng(seed).standard_normal(shape)
+from conftest import close, randn
 
 
 TARGET = np.array([2, 0, 3, 3, 1])

@@ -11,11 +11,6 @@ from minidl.optim.lr_scheduler import ExponentialLR, LRScheduler, ReduceLROnPlat
 from minidl.serialization import load, save
 
 
-@pytest.fixture(scope="module")
-def torch():
-    return pytest.importorskip("torch")
-
-
 def make_opt(lrs=(0.1,)):
     groups = [{"params": [mdl.tensor(np.ones(2), requires_grad=True)], "lr": lr} for lr in lrs]
     return optim.SGD(groups, lr=lrs[0], momentum=0.9)

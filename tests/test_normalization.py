@@ -9,22 +9,10 @@ import pytest
 
 import minidl as mdl
 from minidl.ops.normalization import batch_norm, local_response_norm
+from conftest import close, randn
 
 # Every test here runs on each kernel implementation (tests/conftest.py::kernel_set).
 pytestmark = pytest.mark.usefixtures("kernel_set")
-
-
-@pytest.fixture(scope="module")
-def torch():
-    return pytest.importorskip("torch")
-
-
-def close(actual, expected):
-    np.testing.assert_allclose(actual, expected, rtol=1e-7, atol=1e-12)
-
-
-def randn(*shape, seed=0):
-    return np.random.default_rng(seed).standard_normal(shape)
 
 
 # --- local response normalisation -------------------------------------------------

@@ -11,11 +11,6 @@ from minidl.nn.parameter import Parameter
 from minidl.serialization import load, save
 
 
-@pytest.fixture(scope="module")
-def torch():
-    return pytest.importorskip("torch")
-
-
 def param(values):
     return mdl.tensor(np.array(values, dtype=np.float64), requires_grad=True)
 

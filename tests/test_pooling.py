@@ -5,18 +5,10 @@ import pytest
 import minidl as mdl
 from minidl import kernels
 from minidl.ops.pooling import adaptive_avg_pool2d, avg_pool2d, max_pool2d
+from conftest import close
 
 # Every test here runs on each kernel implementation (tests/conftest.py::kernel_set).
 pytestmark = pytest.mark.usefixtures("kernel_set")
-
-
-@pytest.fixture(scope="module")
-def torch():
-    return pytest.importorskip("torch")
-
-
-def close(actual, expected):
-    np.testing.assert_allclose(actual, expected, rtol=1e-7, atol=1e-12)
 
 
 def distinct(shape, seed=0):

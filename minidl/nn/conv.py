@@ -1,5 +1,4 @@
 """2-D convolution layer."""
-import math
 
 import numpy as np
 
@@ -43,12 +42,7 @@ class Conv2d(Module):
         self.reset_parameters()
 
     def reset_parameters(self):
-        # as Linear: kaiming_uniform_ with a=sqrt(5) makes the bound 1/sqrt(fan_in)
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
-            bound = 1 / math.sqrt(fan_in)
-            init.uniform_(self.bias, -bound, bound)
+        init.default_(self.weight, self.bias)
 
     def forward(self, x):
         if x.ndim != 4 or x.shape[1] != self.in_channels:

@@ -183,3 +183,15 @@ def lecun_normal_(tensor):
         return tensor
     fan_in, _ = _calculate_fan_in_and_fan_out(tensor)
     return normal_(tensor, 0.0, 1.0 / math.sqrt(fan_in))
+
+
+def default_(weight, bias=None):
+    """PyTorch's default initialisation of Linear and Conv2d, in place: the weight from
+    kaiming_uniform_ with a=sqrt(5), whose gain sqrt(1/3) makes the bound exactly
+    1/sqrt(fan_in), and the bias from U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    kaiming_uniform_(weight, a=math.sqrt(5))
+    if bias is not None:
+        fan_in, _ = _calculate_fan_in_and_fan_out(weight)
+        bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+        uniform_(bias, -bound, bound)
+    return weight
