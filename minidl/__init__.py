@@ -10,9 +10,8 @@ import numpy as np
 
 from minidl.backend import DeviceError, get_array_module, get_kernels, manual_seed, set_kernels, use_kernels
 from minidl.gradcheck import GradcheckError, gradcheck, gradgradcheck
-from minidl.ops import (abs, broadcast_to, cat, concat, exp, flatten, log, log_softmax, matmul, maximum, relu,
-                        reshape, sigmoid, softmax, sqrt, stack, tanh, transpose)
-from minidl.ops import clip
+from minidl.ops import (abs, broadcast_to, cat, clip, concat, exp, flatten, log, log_softmax, matmul, maximum,
+                        relu, reshape, sigmoid, softmax, sqrt, stack, tanh, transpose)
 from minidl.tensor import (AnomalyError, Function, Tensor, detect_anomaly, enable_grad, grad, is_grad_enabled,
                            no_grad, registered_ops, set_grad_enabled)
 from minidl.serialization import SerializationError, load, save

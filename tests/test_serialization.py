@@ -62,7 +62,7 @@ def nested_state():
         "scalars": (np.float32(0.25), np.int64(-3), np.bool_(True), np.float64(np.nan)),
         "labels": np.array(["cat", "dog"]),
         "big": 2 ** 70,
-        "keys": {0: "int", "0": "str", 1.5: "float", None: "none", (1, "a"): "tuple", False: "bool"},
+        "keys": {0: "int", "0": "str", 1.5: "float", None: "none", (1, "a"): "tuple", True: "bool"},
         "nested_tuple": ((1, 2.0), [3, (4,)]),
     }
 
