@@ -50,7 +50,8 @@ def machine_header():
     lines = [
         f"machine: {platform.machine()} {platform.processor() or ''} {os.cpu_count()} logical CPUs, "
         f"{platform.system()} {platform.release()}",
-        f"python {platform.python_version()}, numpy {np.__version__}, minidl {minidl.__version__}",
+        f"python {platform.python_version()}, numpy {np.__version__}, minidl {minidl.__version__}, "
+        f"minidl kernels: {minidl.get_kernels()}",
     ]
     try:
         cfg = np.show_config(mode="dicts")
@@ -65,6 +66,19 @@ def machine_header():
                                       "NUMBA_NUM_THREADS") if k in os.environ}
     lines.append(f"thread settings: {env or 'library defaults'}")
     return lines
+
+
+def add_kernels_option(parser):
+    """``--kernels auto|numpy|numba``; pass the parsed args to :func:`select_kernels`."""
+    parser.add_argument("--kernels", choices=["auto", "numpy", "numba"], default=None,
+                        help="minidl's CPU kernels (default: $MINIDL_KERNELS, else auto)")
+
+
+def select_kernels(args):
+    import minidl
+
+    if args.kernels:
+        minidl.set_kernels(args.kernels)
 
 
 def write_json(path, payload):

@@ -16,10 +16,10 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import machine_header, median_time, try_import_torch, write_json  # noqa: E402
+from _common import (add_kernels_option, machine_header, median_time, select_kernels,  # noqa: E402
+                     try_import_torch, write_json)
 
 import minidl as mdl  # noqa: E402
-from minidl.backend import get_kernels, set_kernels  # noqa: E402
 from minidl.ops.conv import conv2d  # noqa: E402
 
 # name, input (N, C, H, W), out channels, kernel, stride, padding
@@ -90,16 +90,13 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="a quarter of the batch (LeNet 32, the others 2)")
     p.add_argument("--repeat", type=int, default=5, help="rounds per measurement; the median is reported")
-    p.add_argument("--kernels", choices=["auto", "numpy", "numba"], default=None,
-                   help="minidl's CPU kernels (default: $MINIDL_KERNELS, else auto)")
+    add_kernels_option(p)
     p.add_argument("--json", default=None, help="also write the results here")
     args = p.parse_args(argv)
-    if args.kernels:
-        set_kernels(args.kernels)
+    select_kernels(args)
 
     for line in machine_header():
         print(line)
-    print(f"minidl kernels: {get_kernels()}")
     torch = try_import_torch()
     suite = [(name, (max(2, shape[0] // 4),) + shape[1:] if args.quick else shape, oc, k, s, pad)
              for name, shape, oc, k, s, pad in SUITE]
@@ -138,7 +135,7 @@ def main(argv=None):
                      "padding": pad, "forward_flops": flops, "minidl_forward_s": mine[0],
                      "minidl_forward_backward_s": mine[1], "torch_forward_s": ref[0],
                      "torch_forward_backward_s": ref[1]})
-    write_json(args.json, {"kernels": get_kernels(), "gemm_gflops": peak, "quick": args.quick, "repeat": args.repeat,
+    write_json(args.json, {"kernels": mdl.get_kernels(), "gemm_gflops": peak, "quick": args.quick, "repeat": args.repeat,
                            "rows": rows})
 
 

@@ -14,10 +14,9 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import machine_header, try_import_torch, write_json  # noqa: E402
+from _common import add_kernels_option, machine_header, select_kernels, try_import_torch, write_json  # noqa: E402
 
 import minidl as mdl  # noqa: E402
-from minidl.backend import get_kernels, set_kernels  # noqa: E402
 import minidl.nn.functional as F  # noqa: E402
 from minidl_models import lenet5  # noqa: E402
 
@@ -73,16 +72,13 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256])
     p.add_argument("--steps", type=int, default=30, help="timed steps per measurement")
-    p.add_argument("--kernels", choices=["auto", "numpy", "numba"], default=None,
-                   help="minidl's CPU kernels (default: $MINIDL_KERNELS, else auto)")
+    add_kernels_option(p)
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
-    if args.kernels:
-        set_kernels(args.kernels)
+    select_kernels(args)
 
     for line in machine_header():
         print(line)
-    print(f"minidl kernels: {get_kernels()}")
     torch = try_import_torch()
     print(f"\nLeNet-5 training step (forward + backward + Adam), float32, median of {args.steps} steps\n")
     print(f"{'batch':>6} {'minidl img/s':>13} {'torch img/s':>12} {'minidl/torch':>13}")
@@ -94,7 +90,7 @@ def main(argv=None):
         ratio = f"{ours / ref:13.2f}" if ref else f"{'-':>13}"
         ref_s = f"{ref:12.0f}" if ref else f"{'-':>12}"
         print(f"{bs:6d} {ours:13.0f} {ref_s} {ratio}")
-    write_json(args.json, {"kernels": get_kernels(), "rows": rows})
+    write_json(args.json, {"kernels": mdl.get_kernels(), "rows": rows})
 
 
 if __name__ == "__main__":
