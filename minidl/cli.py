@@ -113,7 +113,8 @@ def _eval(args):
     model = get_model(config["model"], **config["model_kwargs"])
     model.load_state_dict(state["model"])
     model.to(args.device)
-    _, test = load_datasets(config["dataset"], args.data_root or config.get("data_root"))
+    _, test = load_datasets(config["dataset"], args.data_root or config.get("data_root"),
+                            image_size=model.input_shape[1:])
     loss, accuracy, confusion = evaluate(model, DataLoader(test, 1000), args.device)
     print(f"{config['model']} on {config['dataset']} test set ({len(test)} images): "
           f"accuracy {accuracy:.4f}, loss {loss:.4f}")

@@ -47,16 +47,25 @@ def model_kwargs(dataset):
     return {"num_classes": len(cls.classes), "in_channels": len(mean)}
 
 
-def load_datasets(name, root=None, subset=None, image_size=32, augment=0):
-    """Train and test datasets, padded to ``image_size`` (MNIST's 28 -> 32 for LeNet-5) and
-    normalised; with ``augment`` > 0 each training image is also moved by up to that many pixels."""
+def load_datasets(name, root=None, subset=None, image_size=(32, 32), augment=0):
+    """Train and test datasets brought to ``image_size`` (h, w) and normalised; with ``augment`` > 0
+    each training image is also moved by up to that many pixels.
+
+    Images up to 8 pixels smaller than ``image_size`` are padded (MNIST's 28 -> 32 for LeNet-5, as
+    in its paper); others are resized, so any model can be fed any dataset."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of: {', '.join(dataset_names())}")
     cls, mean, std = DATASETS[name]
     train, test = cls(root=root, train=True), cls(root=root, train=False)
-    pad = (image_size - train.data.shape[-1]) // 2
-    # Pad before normalising: the border must be the images' own background (pixel value 0).
-    head = [T.Pad(pad)] if pad > 0 else []
+    (h, w), (target_h, target_w) = train.data.shape[-2:], image_size
+    pad = target_h - h
+    if (h, w) == (target_h, target_w):
+        head = []
+    elif 0 < pad <= 8 and pad % 2 == 0 and target_w - w == pad:
+        # Pad before normalising: the border must be the images' own background (pixel value 0).
+        head = [T.Pad(pad // 2)]
+    else:
+        head = [T.Resize((target_h, target_w))]
     tail = [T.ToFloat(), T.Normalize(mean, std)]
     train.transform = T.Compose(head + ([T.RandomShift(augment)] if augment else []) + tail)
     test.transform = T.Compose(head + tail)
@@ -96,15 +105,10 @@ class Run:
 
         self.config, self.out, self.progress = config, out, progress
         mdl.manual_seed(config["seed"])
-        self.train_set, self.test_set = load_datasets(config["dataset"], config.get("data_root"),
-                                                      config.get("subset"), augment=config.get("augment", 0))
         self.model = get_model(config["model"], **config["model_kwargs"])
-        image_shape = tuple(self.test_set.get_batch([0])[0].shape[1:])
-        if tuple(self.model.input_shape) != image_shape:
-            raise ValueError(
-                f"{config['model']} takes inputs of shape {tuple(self.model.input_shape)}, but "
-                f"{config['dataset']} gives {image_shape}; train a small variant at this size: "
-                "lenet5, alexnet_small, vgg_small, googlenet_small, resnet_small or resnet20")
+        self.train_set, self.test_set = load_datasets(config["dataset"], config.get("data_root"),
+                                                      config.get("subset"), self.model.input_shape[1:],
+                                                      config.get("augment", 0))
         # A model with auxiliary outputs (GoogLeNet) defines the loss that weighs them.
         self.criterion = getattr(self.model, "criterion", mdl.nn.functional.cross_entropy)
         self.device = config["device"]

@@ -299,3 +299,14 @@ def test_augmented_batches_repeat_per_seed_epoch_and_batch():
     b.set_epoch(1)
     resumed = [x.data for x, _ in b.batches(1, start=2)]  # resuming mid-epoch gives the same batches
     assert all(np.array_equal(p, q) for p, q in zip(second[2:], resumed))
+
+
+def test_resize_is_nearest_neighbour():
+    x = np.arange(4, dtype=np.uint8).reshape(1, 1, 2, 2)
+    y = T.Resize((4, 6))(x)
+    assert y.shape == (1, 1, 4, 6)
+    np.testing.assert_array_equal(y[0, 0], [[0, 0, 0, 1, 1, 1], [0, 0, 0, 1, 1, 1],
+                                             [2, 2, 2, 3, 3, 3], [2, 2, 2, 3, 3, 3]])
+    np.testing.assert_array_equal(T.Resize(2)(y), x)
+    with pytest.raises(ValueError, match="Resize"):
+        T.Resize((0, 3))

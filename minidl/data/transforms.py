@@ -73,6 +73,26 @@ class Pad:
         return f"Pad({self.padding})"
 
 
+class Resize:
+    """Scale the last two axes to ``size`` (h, w) by nearest neighbour: output pixel (i, j) takes
+    input pixel (floor(i * H / h), floor(j * W / w)). Enough to feed 28x28 digits to a network
+    built for 224x224 images; it invents no detail."""
+
+    def __init__(self, size):
+        self.size = (size, size) if isinstance(size, int) else tuple(size)
+        if len(self.size) != 2 or min(self.size) < 1:
+            raise ValueError(f"Resize: size must be a positive int or (h, w); got {size}")
+
+    def __call__(self, x):
+        (h, w), (H, W) = self.size, x.shape[-2:]
+        rows = np.arange(h) * H // h
+        cols = np.arange(w) * W // w
+        return x[..., rows[:, None], cols[None, :]]
+
+    def __repr__(self):
+        return f"Resize({self.size})"
+
+
 class RandomShift:
     """Move each image by a random whole number of pixels, up to ``max_shift`` in each
     direction, filling the uncovered border with ``fill`` (apply it to uint8 images,
