@@ -1,0 +1,367 @@
+"""im2col / col2im speed: every implementation, in GB/s next to the machine's copy bandwidth.
+
+Implementations timed, on the standard layers of ``bench_conv.SUITE`` (float32) plus a sweep
+of the batch size (VGG 3x3) and of the channel count (a 28x28 3x3 layer):
+
+- ``loop``: explicit Python loops over n, c, i, j, oh, ow, defined below. It exists to show
+  the algorithm in its plainest form, and to be beaten: it runs at a few MB/s, so it is
+  timed on as many samples of the batch as keep its columns under ``--loop-max`` elements
+  (its time is linear in the batch, so the time shown is scaled to the full batch and
+  marked ``*``); a layer whose single sample is over that is shown as ``-``;
+- ``numpy``: the reference, ``minidl.kernels.numpy_impl``;
+- ``numba``: ``minidl.kernels.numba_impl`` (``-`` when Numba is not installed). The first
+  call in the process (compilation, or loading the machine code from Numba's on-disk cache)
+  is reported apart from the warm medians, and which of the two it was.
+  (On a GPU the CUDA kernels would be a fourth column; there are none yet.)
+
+For each: the median time, the effective bandwidth ``(bytes read + bytes written) / time``
+counting the least traffic the operation needs (the image once and the columns once, for
+either direction; padding and the reference's read-modify-write passes are not counted),
+and the workspace: the size of the column matrix. The machine's copy bandwidth (a large
+``np.copyto``, read + write) is printed in the header as the ceiling to compare with.
+Before any timing, every implementation's output is checked against the reference
+(im2col exactly, col2im to 1e-6) and the run aborts on a mismatch.
+
+    python benchmarks/bench_im2col.py [--quick] [--repeat 5] [--layers VGG,ResNet]
+                                      [--json out.json] [--markdown out.md] [--plot out.png]
+"""
+import argparse
+import importlib
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import machine_header, median_time, write_json  # noqa: E402
+from bench_conv import SUITE  # noqa: E402
+
+from minidl.kernels import conv_output_size  # noqa: E402
+from minidl.kernels import numpy_impl  # noqa: E402
+
+IMPLS = ("loop", "numpy", "numba")
+LOOP_MAX = 200_000  # column elements the loop version is timed on, at most (~0.1-0.3 s a call)
+
+
+# ----------------------------------------------------------------------------------------------
+# The loop version, for teaching. Same contract as minidl.kernels.im2col / col2im: columns of
+# shape (N, C*kh*kw, OH*OW), row (c*kh + i)*kw + j, column oh*OW + ow.
+# ----------------------------------------------------------------------------------------------
+
+def loop_im2col(x, kernel, stride, padding, dilation):
+    """im2col written out as loops: column entry (n, (c, i, j), (oh, ow)) is the pixel that
+    kernel tap (i, j) of the window at output position (oh, ow) reads, or 0 in the padding."""
+    n_, c_, h, w = x.shape
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
+    oh_, ow_ = (conv_output_size(h, kh, sh, ph, dh), conv_output_size(w, kw, sw, pw, dw))
+    col = np.zeros((n_, c_ * kh * kw, oh_ * ow_), dtype=x.dtype)
+    for n in range(n_):
+        for c in range(c_):
+            for i in range(kh):
+                for j in range(kw):
+                    row = (c * kh + i) * kw + j
+                    for oh in range(oh_):
+                        y = oh * sh - ph + i * dh  # the image row this tap reads
+                        if not 0 <= y < h:
+                            continue  # in the padding: the zeros stay
+                        for ow in range(ow_):
+                            xx = ow * sw - pw + j * dw
+                            if 0 <= xx < w:
+                                col[n, row, oh * ow_ + ow] = x[n, c, y, xx]
+    return col
+
+
+def loop_col2im(col, x_shape, kernel, stride, padding, dilation):
+    """The adjoint of :func:`loop_im2col`: the same loops, adding each column entry back
+    into the pixel it was read from (entries that came from the padding are dropped)."""
+    n_, c_, h, w = x_shape
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
+    oh_, ow_ = (conv_output_size(h, kh, sh, ph, dh), conv_output_size(w, kw, sw, pw, dw))
+    x = np.zeros(x_shape, dtype=col.dtype)
+    for n in range(n_):
+        for c in range(c_):
+            for i in range(kh):
+                for j in range(kw):
+                    row = (c * kh + i) * kw + j
+                    for oh in range(oh_):
+                        y = oh * sh - ph + i * dh
+                        if not 0 <= y < h:
+                            continue
+                        for ow in range(ow_):
+                            xx = ow * sw - pw + j * dw
+                            if 0 <= xx < w:
+                                x[n, c, y, xx] += col[n, row, oh * ow_ + ow]
+    return x
+
+
+# ----------------------------------------------------------------------------------------------
+
+def load_impls(wanted):
+    """name -> (im2col, col2im, module or None); Numba is left out when it is not installed."""
+    impls = {}
+    for name in wanted:
+        if name == "loop":
+            impls[name] = (loop_im2col, loop_col2im, None)
+        elif name == "numpy":
+            impls[name] = (numpy_impl.im2col, numpy_impl.col2im, None)
+        elif name == "numba":
+            try:
+                mod = importlib.import_module("minidl.kernels.numba_impl.im2col")
+            except ImportError:
+                continue
+            impls[name] = (mod.im2col, mod.col2im, mod)
+    return impls
+
+
+def build_suite(quick, layers=None):
+    """(name, input shape, kernel, stride, padding, dilation) for every layer to time."""
+    suite = []
+    for name, shape, _oc, k, s, pad in SUITE:
+        if quick:
+            shape = (max(2, shape[0] // 4),) + shape[1:]
+        suite.append((name, shape, k, s, pad))
+    for n in ((1, 2, 8) if quick else (1, 8, 32)):
+        suite.append((f"VGG 3x3 N={n}", (n, 64, 56, 56), 3, 1, 1))
+    for c in (16, 64, 256):
+        suite.append((f"28x28 3x3 C={c}", (2 if quick else 8, c, 28, 28), 3, 1, 1))
+    suite = [(name, shape, (k, k), (s, s), (p, p), (1, 1)) for name, shape, k, s, p in suite]
+    if layers:
+        keys = [key.strip().lower() for key in layers.split(",") if key.strip()]
+        suite = [row for row in suite if any(key in row[0].lower() for key in keys)]
+    return suite
+
+
+def copy_bandwidth(mib, repeat):
+    """GB/s of a large float32 np.copyto, counting the bytes read and the bytes written."""
+    src = np.random.default_rng(0).standard_normal(mib * 2 ** 18, dtype=np.float32)
+    dst = np.empty_like(src)
+    t = median_time(lambda: np.copyto(dst, src), repeat=repeat, number=1)
+    return 2 * src.nbytes / t / 1e9
+
+
+def numba_first_call(mod, geometry):
+    """Seconds of the first im2col and col2im calls in this process, and where their code came
+    from: 'compiled', 'on-disk cache', or 'already loaded' (an earlier call in this process)."""
+    shape, kernel, stride, padding, dilation = geometry
+    x = np.ones(shape, np.float32)
+    out = {}
+    for fname, dispatcher, call in (
+            ("im2col", mod._im2col, lambda: mod.im2col(x, kernel, stride, padding, dilation)),
+            ("col2im", mod._col2im, lambda: mod.col2im(col, shape, kernel, stride, padding, dilation))):
+        loaded = bool(dispatcher.signatures)
+        hits, misses = sum(dispatcher.stats.cache_hits.values()), sum(dispatcher.stats.cache_misses.values())
+        t0 = time.perf_counter()
+        res = call()
+        elapsed = time.perf_counter() - t0
+        if fname == "im2col":
+            col = np.ones(res.shape, np.float32)
+        if loaded:
+            source = "already loaded"
+        elif sum(dispatcher.stats.cache_misses.values()) > misses:
+            source = "compiled"
+        elif sum(dispatcher.stats.cache_hits.values()) > hits:
+            source = "on-disk cache"
+        else:
+            source = "?"
+        out[fname] = {"seconds": elapsed, "source": source}
+    return out
+
+
+def check(impls, x, g, geometry, loop_batch, name):
+    """Abort unless every implementation agrees with the reference on x (im2col) and g (col2im)."""
+    kernel, stride, padding, dilation = geometry
+    ref_col = numpy_impl.im2col(x, kernel, stride, padding, dilation)
+    ref_img = numpy_impl.col2im(g, x.shape, kernel, stride, padding, dilation)
+    for impl, (im2col, col2im, _) in impls.items():
+        if impl == "numpy":
+            continue
+        m = loop_batch if impl == "loop" else x.shape[0]
+        if m == 0:
+            continue
+        col = im2col(x[:m], kernel, stride, padding, dilation)
+        if col.shape != ref_col[:m].shape or not np.array_equal(col, ref_col[:m]):
+            sys.exit(f"bench_im2col: {impl} im2col differs from the NumPy reference on {name} "
+                     f"(input {x[:m].shape}, kernel {kernel}, stride {stride}, padding {padding}); not timing it")
+        img = col2im(g[:m], x[:m].shape, kernel, stride, padding, dilation)
+        if img.shape != ref_img[:m].shape or not np.allclose(img, ref_img[:m], rtol=1e-6, atol=1e-6):
+            err = np.max(np.abs(img - ref_img[:m])) if img.shape == ref_img[:m].shape else "shape"
+            sys.exit(f"bench_im2col: {impl} col2im differs from the NumPy reference on {name} "
+                     f"(input {x[:m].shape}, kernel {kernel}; max abs error {err}); not timing it")
+
+
+def measure_layer(impls, name, shape, kernel, stride, padding, dilation, repeat, min_time, loop_max):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape, dtype=np.float32)
+    n, c, h, w = shape
+    oh = conv_output_size(h, kernel[0], stride[0], padding[0], dilation[0])
+    ow = conv_output_size(w, kernel[1], stride[1], padding[1], dilation[1])
+    col_shape = (n, c * kernel[0] * kernel[1], oh * ow)
+    g = rng.standard_normal(col_shape, dtype=np.float32)
+    per_sample = col_shape[1] * col_shape[2]
+    loop_batch = min(n, loop_max // per_sample)
+    geometry = (kernel, stride, padding, dilation)
+    check(impls, x, g, geometry, loop_batch, name)
+
+    workspace = g.nbytes
+    traffic = x.nbytes + g.nbytes  # the image once and the columns once, either direction
+    row = {"layer": name, "input": list(shape), "kernel": list(kernel), "stride": list(stride),
+           "padding": list(padding), "dilation": list(dilation), "workspace_bytes": workspace,
+           "bytes_moved": traffic, "loop_batch": loop_batch if "loop" in impls else None, "results": {}}
+    for impl, (im2col, col2im, _) in impls.items():
+        res = {}
+        if impl == "loop":
+            if loop_batch == 0:
+                row["results"][impl] = None
+                continue
+            xs, gs, scale = x[:loop_batch], g[:loop_batch], n / loop_batch
+            reps, number, mt = max(1, min(repeat, 3)), 1, None
+        else:
+            xs, gs, scale, reps, number, mt = x, g, 1.0, repeat, None, min_time
+        kw = {"repeat": reps, "number": number} if mt is None else {"repeat": reps, "min_time": mt}
+        # The reference returns a read-only view of x (no copy) for a 1x1 kernel with unit stride
+        # and no padding, and so does Numba: then there is no traffic to count.
+        view = impl != "loop" and np.shares_memory(im2col(xs, *geometry), xs)
+        for fname, fn in (("im2col", lambda: im2col(xs, *geometry)),
+                          ("col2im", lambda: col2im(gs, xs.shape, *geometry))):
+            t = median_time(fn, **kw)
+            moved = 0 if (fname == "im2col" and view) else traffic / scale
+            res[f"{fname}_s"] = t * scale
+            res[f"{fname}_gbps"] = moved / t / 1e9 if moved else None
+        res["im2col_view"] = bool(view)
+        res["extrapolated_from_batch"] = loop_batch if impl == "loop" and loop_batch < n else None
+        row["results"][impl] = res
+    return row
+
+
+def markdown_tables(rows, impls, copy_gbps):
+    lines = []
+    for fname in ("im2col", "col2im"):
+        head = ["layer", "input", "k/s/p", "workspace MiB"]
+        for impl in impls:
+            head += [f"{impl} ms", f"{impl} GB/s"]
+        head.append("numba % copy" if "numba" in impls else "numpy % copy")
+        lines.append(f"**{fname}**\n")
+        lines.append("| " + " | ".join(head) + " |")
+        lines.append("|" + "|".join(["---"] * 3 + ["---:"] * (len(head) - 3)) + "|")
+        for row in rows:
+            cells = [row["layer"], "x".join(map(str, row["input"])),
+                     f"{row['kernel'][0]}/{row['stride'][0]}/{row['padding'][0]}",
+                     f"{row['workspace_bytes'] / 2 ** 20:.1f}"]
+            for impl in impls:
+                res = row["results"].get(impl)
+                if res is None:
+                    cells += ["-", "-"]
+                    continue
+                mark = "*" if res["extrapolated_from_batch"] else ""
+                cells.append(f"{res[f'{fname}_s'] * 1e3:.3f}{mark}")
+                gbps = res[f"{fname}_gbps"]
+                cells.append("view" if gbps is None else f"{gbps:.2f}" if gbps >= 1 else f"{gbps:.2g}")
+            best = row["results"].get("numba" if "numba" in impls else "numpy")
+            gbps = best and best[f"{fname}_gbps"]
+            cells.append(f"{100 * gbps / copy_gbps:.0f}%" if gbps else "-")
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
+
+
+def plot(path, rows, impls, copy_gbps):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print(f"matplotlib is not installed: --plot {path} skipped")
+        return
+    fig, axes = plt.subplots(2, 1, figsize=(max(8, len(rows) * 0.9), 8), sharex=True)
+    xs = np.arange(len(rows))
+    width = 0.8 / max(1, len(impls))
+    for ax, fname in zip(axes, ("im2col", "col2im")):
+        for k, impl in enumerate(impls):
+            vals = [(r["results"].get(impl) or {}).get(f"{fname}_gbps") or 0.0 for r in rows]
+            ax.bar(xs + (k - (len(impls) - 1) / 2) * width, vals, width, label=impl)
+        ax.axhline(copy_gbps, color="k", linestyle="--", linewidth=1, label="np.copyto")
+        ax.set_ylabel(f"{fname} GB/s")
+        ax.set_yscale("log")
+        ax.legend(fontsize=8)
+    axes[-1].set_xticks(xs)
+    axes[-1].set_xticklabels([r["layer"] for r in rows], rotation=45, ha="right", fontsize=8)
+    fig.suptitle("im2col / col2im effective bandwidth (float32; no bar: a view, or not timed)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    print(f"wrote {path}", file=sys.stderr)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true",
+                   help="smaller batches (a quarter, at least 2), fewer repeats, a 64 MiB copy")
+    p.add_argument("--repeat", type=int, default=None, help="rounds per measurement (default 5, 3 with --quick)")
+    p.add_argument("--layers", default=None,
+                   help="comma-separated substrings: time only the layers whose name contains one")
+    p.add_argument("--impls", default=",".join(IMPLS), help=f"which of {','.join(IMPLS)} to time")
+    p.add_argument("--loop-max", type=int, default=LOOP_MAX,
+                   help="largest column matrix (elements) the loop version is timed on")
+    p.add_argument("--json", default=None, help="also write the results here")
+    p.add_argument("--markdown", default=None, help="also write the header and tables here")
+    p.add_argument("--plot", default=None, help="PNG of GB/s per implementation per layer (needs matplotlib)")
+    args = p.parse_args(argv)
+    repeat = args.repeat or (3 if args.quick else 5)
+    min_time = 0.05 if args.quick else 0.2
+    wanted = [name.strip() for name in args.impls.split(",") if name.strip()]
+    unknown = set(wanted) - set(IMPLS)
+    if unknown:
+        p.error(f"unknown implementations: {', '.join(sorted(unknown))}")
+    if "numpy" not in wanted:
+        wanted.insert(0, "numpy")  # the reference is always timed: everything is checked against it
+    impls = load_impls([name for name in IMPLS if name in wanted])
+    suite = build_suite(args.quick, args.layers)
+    if not suite:
+        p.error(f"no layer matches --layers {args.layers!r}")
+
+    header = list(machine_header())
+    first = None
+    if "numba" in impls:
+        import numba
+        mod = impls["numba"][2]
+        first = numba_first_call(mod, suite[0][1:])
+        header.append(f"numba {numba.__version__}, numba threads {numba.get_num_threads()}; first call in "
+                      "this process (cold, on " + "x".join(map(str, suite[0][1])) + "): " + ", ".join(
+                          f"{f} {v['seconds'] * 1e3:.1f} ms ({v['source']})" for f, v in first.items()))
+    elif "numba" in wanted:
+        header.append("numba: not installed (column shown as -)")
+    copy_mib = 64 if args.quick else 256
+    copy_gbps = copy_bandwidth(copy_mib, repeat)
+    header.append(f"copy bandwidth (np.copyto, {copy_mib} MiB float32, read + write): {copy_gbps:.2f} GB/s")
+    # CUDA: minidl has no CUDA im2col/col2im yet (see minidl/kernels/__init__.py); when it does,
+    # time it here as another implementation on CuPy arrays, synchronising the device per call.
+
+    rows = [measure_layer(impls, name, *geo, repeat, min_time, args.loop_max) for name, *geo in suite]
+    if hasattr(os, "getloadavg"):  # other work on the machine skews every number below
+        header.append("load average (1, 5, 15 min) after the run: " + ", ".join(f"{v:.2f}" for v in os.getloadavg()))
+    header += ["", f"float32, median of {repeat} rounds (loop: at most 3, one call each); GB/s = (image bytes + "
+               "column bytes) / time; workspace = the column matrix; 'view' = im2col returned a view of the "
+               "input (no copy); * = loop timed on the first samples of the batch only (`loop_batch` in the "
+               f"JSON) and scaled to the full batch; - = not timed (loop: one sample over --loop-max "
+               f"{args.loop_max} elements; numba: not installed). % copy over 100: the layer's arrays fit in the "
+               "caches, which the copy's do not. The numba first call includes starting its thread pool. "
+               "CUDA: no kernels yet.", ""]
+    lines = header + markdown_tables(rows, list(impls), copy_gbps)
+    text = "\n".join(lines)
+    print(text)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(text + "\n")
+        print(f"wrote {args.markdown}", file=sys.stderr)
+    if args.plot:
+        plot(args.plot, rows, list(impls), copy_gbps)
+    write_json(args.json, {"quick": args.quick, "repeat": repeat, "dtype": "float32",
+                           "implementations": list(impls), "copy_gbps": copy_gbps, "copy_mib": copy_mib,
+                           "numba_first_call": first, "loop_max": args.loop_max, "header": header,
+                           "rows": rows})
+    return rows
+
+
+if __name__ == "__main__":
+    main()
