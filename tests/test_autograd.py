@@ -252,6 +252,8 @@ def test_dtype_rules():
     assert mdl.tensor(np.ones(2, np.float16)).dtype == np.float16
     x = mdl.tensor(np.ones(2, np.float32))
     assert (x * 2.0).dtype == np.float32 and (2.0 / x).dtype == np.float32 and (x ** 2).dtype == np.float32
+    assert (x + [1.0, 2.0]).dtype == np.float32  # a list operand follows mdl.tensor's rule
+    assert (x + np.ones(2)).dtype == np.float64  # an ndarray keeps its dtype
 
 
 def test_mixed_precision_gradient_comes_back_in_the_inputs_dtype():

@@ -2,14 +2,16 @@
 import numpy as np
 
 from minidl import backend
-from minidl.tensor import Tensor
+from minidl.tensor import Tensor, _to_array
 
 
 def as_operand(value, like):
     """Make ``value`` a Tensor to combine with tensor ``like``.
 
     A Python number takes the dtype NumPy's promotion rules (NEP 50) give it
-    next to ``like``, so ``float32 * 2.0`` stays float32, as in PyTorch.
+    next to ``like``, so ``float32 * 2.0`` stays float32, as in PyTorch. Anything
+    else becomes an array by the rule ``mdl.tensor`` uses (lists of floats are
+    float32), on ``like``'s device.
     """
     if isinstance(value, Tensor):
         return value
@@ -17,7 +19,7 @@ def as_operand(value, like):
     if isinstance(value, (bool, int, float)):
         dtype = np.result_type(like.data.dtype, value)
         return Tensor._wrap(xp.asarray(value, dtype=dtype))
-    return Tensor._wrap(backend.to_device(np.asarray(value), like.device) if xp is not np else np.asarray(value))
+    return Tensor._wrap(backend.to_device(_to_array(value), like.device))
 
 
 def binary_operands(a, b):
