@@ -72,11 +72,12 @@ def _train(args):
         out = args.out or os.path.dirname(os.path.dirname(os.path.abspath(args.resume)))
     else:
         from minidl.training import model_kwargs
-        from minidl_models import get_model
+        from minidl_models import model_constructor
 
+        model_constructor(args.model)  # an unknown name fails here, before any data is fetched
         kwargs = model_kwargs(args.dataset)
-        get_model(args.model, **kwargs)  # an unknown name fails here, before any data is fetched
-        config = {"model": args.model, "model_kwargs": kwargs, "dataset": args.dataset, "epochs": args.epochs or DEFAULTS["epochs"],
+        config = {"model": args.model, "model_kwargs": kwargs, "dataset": args.dataset,
+                  "epochs": args.epochs or DEFAULTS["epochs"],
                   "batch_size": args.batch_size, "lr": args.lr, "optimizer": args.optimizer,
                   "momentum": args.momentum, "weight_decay": args.weight_decay, "lr_step": args.lr_step,
                   "lr_gamma": args.lr_gamma, "augment": args.augment, "device": args.device, "seed": args.seed,

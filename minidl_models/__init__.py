@@ -24,13 +24,18 @@ for _module in (_alexnet, _vgg, _googlenet, _resnet, _resnet_variants):
 del _module
 
 
-def get_model(name, **kwargs):
-    """Build a model by name; an unknown name lists the valid ones."""
+def model_constructor(name):
+    """The function that builds model ``name``; an unknown name lists the valid ones."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(sorted(MODELS))}")
-    return MODELS[name](**kwargs)
+    return MODELS[name]
+
+
+def get_model(name, **kwargs):
+    """Build a model by name; an unknown name lists the valid ones."""
+    return model_constructor(name)(**kwargs)
 
 
 __all__ = ["LeNet5", "MODELS", "ModelSummary", "alexnet", "alexnet_small", "get_model", "googlenet",
-           "googlenet_loss", "googlenet_small", "lenet5", "resnet18", "resnet34", "resnet50", "resnet101",
-           "resnet152", "summary", "vgg", "vgg11", "vgg13", "vgg16", "vgg19", "vgg_small", "zfnet"]
+           "googlenet_loss", "googlenet_small", "lenet5", "model_constructor", "resnet18", "resnet34", "resnet50",
+           "resnet101", "resnet152", "summary", "vgg", "vgg11", "vgg13", "vgg16", "vgg19", "vgg_small", "zfnet"]
