@@ -59,6 +59,13 @@ def machine_header():
         lines.append(f"numpy BLAS: {blas.get('name', '?')} {blas.get('version', '')}")
     except (TypeError, AttributeError):
         pass
+    try:
+        import numba
+
+        lines.append(f"numba {numba.__version__}, numba threads {numba.get_num_threads()} "
+                     f"(threading layer chosen on first parallel call)")
+    except ImportError:
+        lines.append("numba: not installed")
     torch = try_import_torch()
     if torch is not None:
         lines.append(f"torch {torch.__version__}, torch threads {torch.get_num_threads()}")

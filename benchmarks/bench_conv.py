@@ -1,25 +1,31 @@
-"""Convolution speed: minidl's NumPy im2col + GEMM next to PyTorch CPU on the standard layers.
+"""Convolution speed: every way minidl runs a layer, next to PyTorch CPU, on the standard layers.
 
-For each layer: the median time of a forward pass and of forward + backward (gradients for the
-input, weight and bias), in float32, the ratio minidl / torch, and the achieved GFLOP/s
-(2 * MACs for a forward, 3x that for forward + backward: the input and weight gradients are
-each a GEMM as large as the forward one). The machine's float32 GEMM rate (a large np.matmul)
-is printed as the ceiling an im2col convolution can approach.
+For each layer, the median time in float32 of a forward pass and of forward + backward
+(gradients for the input, weight and bias) with: the NumPy reference kernels (im2col + GEMM),
+the Numba kernels with im2col, and the Numba kernels with Winograd F(2x2, 3x3) where it applies
+(3x3, stride 1). 'auto' names the one minidl runs by default; its speed is given relative to
+PyTorch (torch time / minidl time, so 0.8 means 80% of PyTorch's speed) and to the NumPy
+reference, with geometric means over the suite. %gemm is the share of auto's forward +
+backward time spent inside np.matmul, which runs every GEMM of minidl's convolutions; the rest
+is data movement (im2col, col2im, the Winograd transforms, the bias). The machine's float32
+GEMM rate and the Numba first-call (compile or cache load) time are printed for context.
 
-    python benchmarks/bench_conv.py [--quick] [--repeat 5] [--kernels numba] [--json out.json]
+    python benchmarks/bench_conv.py [--quick] [--repeat 5] [--json out.json]
 """
 import argparse
+import contextlib
 import os
+import statistics
 import sys
 import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import (add_kernels_option, machine_header, median_time, select_kernels,  # noqa: E402
-                     try_import_torch, write_json)
+from _common import machine_header, median_time, try_import_torch, write_json  # noqa: E402
 
 import minidl as mdl  # noqa: E402
+from minidl.ops import conv, winograd  # noqa: E402
 from minidl.ops.conv import conv2d  # noqa: E402
 
 # name, input (N, C, H, W), out channels, kernel, stride, padding
@@ -38,6 +44,27 @@ def gemm_gflops(repeat, n=2048):
     return 2 * n ** 3 / median_time(lambda: a @ a, repeat=repeat) / 1e9
 
 
+def compile_seconds():
+    """Seconds for the first call of the Numba conv kernels in this process."""
+    x = np.ones((1, 16, 6, 6), np.float32)
+    w = np.ones((16, 16, 3, 3), np.float32)
+    t0 = time.perf_counter()
+    with mdl.use_kernels("numba"):
+        for algorithm in ("im2col", "winograd"):
+            with conv_algorithm(algorithm):
+                _minidl_step(x, w, np.ones(16, np.float32), 1, 1)()
+    return time.perf_counter() - t0
+
+
+@contextlib.contextmanager
+def conv_algorithm(name):
+    old = conv.set_conv_algorithm(name)
+    try:
+        yield
+    finally:
+        conv.set_conv_algorithm(old)
+
+
 def forward_macs(shape, oc, k, stride, pad):
     n, c, h, w = shape
     out = [(size + 2 * pad - k) // stride + 1 for size in (h, w)]
@@ -45,20 +72,54 @@ def forward_macs(shape, oc, k, stride, pad):
 
 
 def measure_minidl(x_np, w_np, b_np, stride, pad, repeat):
+    """(forward, forward + backward) median seconds with the current kernels and algorithm."""
     x, w, b = mdl.tensor(x_np), mdl.tensor(w_np), mdl.tensor(b_np)
 
     def forward():
         with mdl.no_grad():
             conv2d(x, w, b, stride=stride, padding=pad)
 
+    forward_backward = _minidl_step(x_np, w_np, b_np, stride, pad)
+    return median_time(forward, repeat=repeat), median_time(forward_backward, repeat=repeat)
+
+
+def _minidl_step(x_np, w_np, b_np, stride, pad):
     xg, wg, bg = (mdl.tensor(a, requires_grad=True) for a in (x_np, w_np, b_np))
-    gy = mdl.tensor(np.ones(conv2d(x, w, b, stride=stride, padding=pad).shape, np.float32))
+    with mdl.no_grad():
+        gy = mdl.tensor(np.ones(conv2d(xg, wg, bg, stride=stride, padding=pad).shape, np.float32))
 
     def forward_backward():
         xg.grad = wg.grad = bg.grad = None
         conv2d(xg, wg, bg, stride=stride, padding=pad).backward(gy)
 
-    return median_time(forward, repeat=repeat), median_time(forward_backward, repeat=repeat)
+    return forward_backward
+
+
+def gemm_share(x_np, w_np, b_np, stride, pad, repeat):
+    """The fraction of a forward + backward pass spent inside np.matmul, where every GEMM of
+    minidl's convolutions runs (minidl/ops/conv.py): the median over ``repeat`` passes."""
+    step = _minidl_step(x_np, w_np, b_np, stride, pad)
+    step()
+    matmul, inside = np.matmul, []
+
+    def timed(*args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return matmul(*args, **kwargs)
+        finally:
+            inside.append(time.perf_counter() - t0)
+
+    shares = []
+    np.matmul = timed
+    try:
+        for _ in range(repeat):
+            inside.clear()
+            t0 = time.perf_counter()
+            step()
+            shares.append(sum(inside) / (time.perf_counter() - t0))
+    finally:
+        np.matmul = matmul
+    return statistics.median(shares)
 
 
 def measure_torch(torch, x_np, w_np, b_np, stride, pad, repeat):
@@ -86,14 +147,27 @@ def layer_inputs(shape, oc, k, seed=0):
     return x, w, rng.standard_normal(oc).astype(np.float32)
 
 
+# minidl's ways of running a layer: (label, kernels, conv algorithm). The first is the NumPy
+# reference the targets are relative to; 'auto' is what minidl runs by default (Numba kernels).
+CONFIGS = [("numpy", "numpy", "im2col"), ("im2col", "numba", "im2col"), ("winograd", "numba", "winograd")]
+
+
+def auto_choice(shape, oc, k, stride, pad):
+    """The CONFIGS label that minidl's default ('auto') runs for a layer."""
+    return conv.algorithm_for((k, k), (stride, stride), (pad, pad), (1, 1), 1, (shape[1], oc))
+
+
+def geomean(values):
+    values = [v for v in values if v]
+    return float(np.exp(np.mean(np.log(values)))) if values else None
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="a quarter of the batch (LeNet 32, the others 2)")
     p.add_argument("--repeat", type=int, default=5, help="rounds per measurement; the median is reported")
-    add_kernels_option(p)
     p.add_argument("--json", default=None, help="also write the results here")
     args = p.parse_args(argv)
-    select_kernels(args)
 
     for line in machine_header():
         print(line)
@@ -101,9 +175,22 @@ def main(argv=None):
     suite = [(name, (max(2, shape[0] // 4),) + shape[1:] if args.quick else shape, oc, k, s, pad)
              for name, shape, oc, k, s, pad in SUITE]
     peak = gemm_gflops(args.repeat)
+    cold = compile_seconds()
     # One library at a time: OpenBLAS's and PyTorch's idle worker threads spin for a while after
     # each call, and interleaving the two on few cores would time each against the other's spinning.
-    ours = [measure_minidl(*layer_inputs(shape, oc, k), s, pad, args.repeat) for _, shape, oc, k, s, pad in suite]
+    ours, shares = [], []
+    for _, shape, oc, k, s, pad in suite:
+        inputs = layer_inputs(shape, oc, k)
+        times = {}
+        for label, kernel_set, algorithm in CONFIGS:
+            if algorithm == "winograd" and not winograd.applies((k, k), (s, s), (pad, pad), (1, 1), 1):
+                times[label] = (None, None)
+                continue
+            with mdl.use_kernels(kernel_set), conv_algorithm(algorithm):
+                times[label] = measure_minidl(*inputs, s, pad, args.repeat)
+        ours.append(times)
+        with mdl.use_kernels("numba"), conv_algorithm("auto"):
+            shares.append(gemm_share(*inputs, s, pad, args.repeat))
     theirs = [(None, None)] * len(suite)
     if torch is not None:
         time.sleep(1)
@@ -111,32 +198,45 @@ def main(argv=None):
                   for _, shape, oc, k, s, pad in suite]
 
     print(f"float32 GEMM (np.matmul 2048x2048): {peak:.1f} GFLOP/s")
+    print(f"Numba kernels: first call in this process {cold:.2f} s (a cold compile when the on-disk cache is "
+          "empty, else loading it); every time below is warm")
     if hasattr(os, "getloadavg"):  # other work on the machine skews every number below
         print("load average (1, 5, 15 min) after the run: " + ", ".join(f"{v:.2f}" for v in os.getloadavg()))
-    print(f"\nconv2d float32, median of {args.repeat} rounds; ratio = minidl time / torch time; "
-          f"f+b = forward + backward (3x the forward FLOPs); %gemm = minidl GF/s / GEMM rate\n")
-    head = (f"{'layer':13} {'input':>15} {'out':>4} {'k':>2} {'s':>1} {'p':>1} | {'fwd ms':>7} {'torch':>7} "
-            f"{'ratio':>5} {'GF/s':>5} {'%gemm':>5} {'torch':>5} | {'f+b ms':>7} {'torch':>7} {'ratio':>5} "
-            f"{'GF/s':>5} {'%gemm':>5} {'torch':>5}")
-    print(head)
-    print("-" * len(head))
+    print(f"\nconv2d float32, milliseconds, median of {args.repeat} rounds. numpy = the NumPy reference kernels "
+          "(im2col); im2col and winograd = Numba kernels; auto = what minidl runs by default.\n"
+          "vs torch = torch time / auto time (speed, higher is better); vs numpy = numpy time / auto time; "
+          "%gemm = share of auto's forward+backward time inside np.matmul.")
     rows = []
-    for (name, shape, oc, k, stride, pad), mine, ref in zip(suite, ours, theirs):
-        flops = 2 * forward_macs(shape, oc, k, stride, pad)
-        cells = []
-        for mult, t, tt in ((1, mine[0], ref[0]), (3, mine[1], ref[1])):
-            rate = mult * flops / t / 1e9
-            cells.append(f"{t * 1e3:7.2f} " + (f"{tt * 1e3:7.2f} {t / tt:5.2f} " if tt else f"{'-':>7} {'-':>5} ")
-                         + f"{rate:5.1f} {100 * rate / peak:4.0f}% "
-                         + (f"{mult * flops / tt / 1e9:5.1f}" if tt else f"{'-':>5}"))
-        print(f"{name:13} {'x'.join(map(str, shape)):>15} {oc:4d} {k:2d} {stride:1d} {pad:1d} | {cells[0]} | "
-              f"{cells[1]}")
-        rows.append({"layer": name, "input": list(shape), "out_channels": oc, "kernel": k, "stride": stride,
-                     "padding": pad, "forward_flops": flops, "minidl_forward_s": mine[0],
-                     "minidl_forward_backward_s": mine[1], "torch_forward_s": ref[0],
-                     "torch_forward_backward_s": ref[1]})
-    write_json(args.json, {"kernels": mdl.get_kernels(), "gemm_gflops": peak, "quick": args.quick, "repeat": args.repeat,
-                           "rows": rows})
+    for phase, index in (("forward", 0), ("forward + backward", 1)):
+        print(f"\n{phase}")
+        head = (f"{'layer':13} {'input':>15} {'out':>4} {'k':>2} {'s':>1} {'p':>1} | {'torch':>7} {'numpy':>7} "
+                f"{'im2col':>7} {'winograd':>8} | {'auto':>8} {'vs torch':>8} {'vs numpy':>8}"
+                + (f" {'%gemm':>5}" if index else ""))
+        print(head)
+        print("-" * len(head))
+        speed, gain = [], []
+        for (name, shape, oc, k, stride, pad), times, ref, share in zip(suite, ours, theirs, shares):
+            choice = auto_choice(shape, oc, k, stride, pad)
+            auto = times[choice][index]
+            speed.append(ref[index] / auto if ref[index] else None)
+            gain.append(times["numpy"][index] / auto)
+            cells = " ".join(f"{times[c][index] * 1e3:{w}.2f}" if times[c][index] else f"{'-':>{w}}"
+                             for c, w in (("numpy", 7), ("im2col", 7), ("winograd", 8)))
+            torch_cell = f"{ref[index] * 1e3:7.2f}" if ref[index] else f"{'-':>7}"
+            speed_cell = f"{speed[-1]:8.2f}" if speed[-1] else f"{'-':>8}"
+            print(f"{name:13} {'x'.join(map(str, shape)):>15} {oc:4d} {k:2d} {stride:1d} {pad:1d} | {torch_cell} "
+                  f"{cells} | {choice:>8} {speed_cell} {gain[-1]:8.2f}" + (f" {100 * share:4.0f}%" if index else ""))
+            if index:
+                flops = 2 * forward_macs(shape, oc, k, stride, pad)
+                rows.append({"layer": name, "input": list(shape), "out_channels": oc, "kernel": k,
+                             "stride": stride, "padding": pad, "forward_flops": flops, "auto": choice,
+                             "gemm_share": share, "torch_s": list(ref),
+                             **{f"{label}_s": list(times[label]) for label, _, _ in CONFIGS}})
+        s, g = geomean(speed), geomean(gain)
+        width = len(head) - 17 - (6 if index else 0)  # up to the "vs torch" column
+        print(f"{'geometric mean':<{width}}" + (f"{s:8.2f}" if s else f"{'-':>8}") + f" {g:8.2f}")
+    write_json(args.json, {"gemm_gflops": peak, "numba_first_call_s": cold, "quick": args.quick,
+                           "repeat": args.repeat, "rows": rows})
 
 
 if __name__ == "__main__":

@@ -164,6 +164,23 @@ def test_batch_norm_agrees(numba_impl, shape, dtype):
         assert_close(a, b)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape, padding", [((2, 3, 5, 7), (1, 1)), ((1, 2, 4, 4), (0, 0)), ((3, 4, 6, 5), (2, 1)),
+                                            ((2, 1, 3, 3), (0, 2)), ((1, 3, 9, 8), (1, 0))])
+def test_winograd_transforms_agree(numba_impl, shape, padding, dtype):
+    # The input transform and the output adjoint add at most two terms per value (bit-identical);
+    # the output transform adds three, in an order NumPy's matmul does not promise (1e-6).
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape).astype(dtype)
+    v = numba_impl.winograd_input_transform(x, padding)
+    assert_same(v, numpy_impl.winograd_input_transform(x, padding))
+    out_shape = (shape[0], 4, shape[2] + 2 * padding[0] - 2, shape[3] + 2 * padding[1] - 2)
+    m = rng.standard_normal((16, 4, v.shape[2])).astype(dtype)
+    assert_close(numba_impl.winograd_output_transform(m, out_shape), numpy_impl.winograd_output_transform(m, out_shape))
+    gy = rng.standard_normal(out_shape).astype(dtype)
+    assert_same(numba_impl.winograd_output_transform_adjoint(gy), numpy_impl.winograd_output_transform_adjoint(gy))
+
+
 def test_kernels_run_as_plain_python_with_the_jit_disabled():
     # NUMBA_DISABLE_JIT=1 is how a kernel is stepped through in a debugger; it must still be right.
     pytest.importorskip("numba")
@@ -183,6 +200,10 @@ def test_kernels_run_as_plain_python_with_the_jit_disabled():
         pairs += zip(nb.lrn_forward(x, 3, 2.0, 0.75, 2.0), ref.lrn_forward(x, 3, 2.0, 0.75, 2.0))
         pairs += zip(nb.batch_norm_forward(x, np.ones(3), np.zeros(3), 1e-5),
                      ref.batch_norm_forward(x, np.ones(3), np.zeros(3), 1e-5))
+        m = rng.standard_normal((16, 2, 12))
+        pairs += [(nb.winograd_input_transform(x, (1, 0)), ref.winograd_input_transform(x, (1, 0))),
+                  (nb.winograd_output_transform(m, (2, 2, 5, 3)), ref.winograd_output_transform(m, (2, 2, 5, 3))),
+                  (nb.winograd_output_transform_adjoint(x), ref.winograd_output_transform_adjoint(x))]
         for a, b in pairs:
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
     """

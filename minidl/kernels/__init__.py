@@ -108,3 +108,31 @@ def batch_norm_backward(gy, x, gamma, mean, invstd):
     ``gx = gamma * invstd / m * (m * gy - gbeta - xhat * ggamma)``.
     Returns ``(gx, ggamma, gbeta)``."""
     return _impl(gy, x, gamma, mean, invstd).batch_norm_backward(gy, x, gamma, mean, invstd)
+
+
+def winograd_input_transform(x, padding):
+    """The input side of Winograd's F(2x2, 3x3) convolution (3x3 kernel, stride 1).
+
+    The output of a 3x3 convolution is cut into 2x2 tiles; tile (ty, tx) of sample n needs
+    the 4x4 patch ``d`` of the zero-padded input starting at row ``2*ty - ph`` and column
+    ``2*tx - pw``. Returns ``v`` of shape (16, C, N*TH*TW) with ``TH = ceil(OH/2)``,
+    ``TW = ceil(OW/2)``: ``v[4*a + b, c, (n*TH + ty)*TW + tx] = (B^T d B)[a, b]`` for
+    channel c. The layout makes the channel sum one batched GEMM per tile position,
+    (16, OC, C) @ (16, C, tiles); rows and columns past the input read 0.
+    """
+    return _impl(x).winograd_input_transform(x, padding)
+
+
+def winograd_output_transform(m, out_shape):
+    """The output side of F(2x2, 3x3): ``m`` of shape (16, OC, N*TH*TW), laid out as
+    :func:`winograd_input_transform`'s result, becomes ``y`` of shape ``out_shape``
+    (N, OC, OH, OW) with ``y``'s 2x2 tile (ty, tx) equal to ``A^T m_tile A``. The parts of
+    the last tiles that fall past OH or OW are dropped."""
+    return _impl(m).winograd_output_transform(m, out_shape)
+
+
+def winograd_output_transform_adjoint(gy):
+    """The adjoint of :func:`winograd_output_transform` (gy (N, OC, OH, OW) -> (16, OC,
+    N*TH*TW)): each 2x2 tile of gy, zero past OH and OW, becomes ``A gy_tile A^T``. It takes
+    the output gradient into the transformed domain, where the weight gradient is a GEMM."""
+    return _impl(gy).winograd_output_transform_adjoint(gy)

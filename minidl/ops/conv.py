@@ -19,13 +19,21 @@ written with the other two.
 Memory: the columns of a big layer are large (C*kh*kw times the output size
 per sample), so every Function processes the batch in chunks of samples whose
 workspace fits under a limit, 256 MiB by default (see :func:`set_workspace_limit`).
+
+Algorithms: 3x3, stride-1 layers can run Winograd's F(2x2, 3x3) instead
+(``minidl.ops.winograd``; :func:`set_conv_algorithm`), for the forward pass and
+both gradients. Every GEMM here and there is an explicit ``xp.matmul`` call, so a
+benchmark can time the GEMMs apart from the data movement around them.
 """
 import numpy as np
 
 from minidl import backend, kernels
+from minidl.ops import winograd
 from minidl.tensor import Function, Tensor
 
 _workspace_limit = 256 * 2 ** 20
+_ALGORITHMS = ("auto", "im2col", "winograd")
+_algorithm = "auto"
 
 
 def set_workspace_limit(nbytes):
@@ -46,10 +54,46 @@ def get_workspace_limit():
     return _workspace_limit
 
 
+def set_conv_algorithm(name):
+    """Choose how convolutions are computed, and return the previous choice.
+
+    - ``'im2col'``: im2col + GEMM for every layer;
+    - ``'winograd'``: Winograd F(2x2, 3x3) (see ``minidl.ops.winograd``) for every layer it
+      applies to (3x3 kernel, stride 1, no dilation or groups, padding <= 2), im2col for the rest;
+    - ``'auto'`` (the default): Winograd where it applies and measured faster
+      (``benchmarks/bench_conv.py``), im2col elsewhere.
+
+    The choice covers the forward pass and both gradients. Winograd's results agree with
+    im2col's to rounding, not bit for bit.
+    """
+    global _algorithm
+    if name not in _ALGORITHMS:
+        raise ValueError(f"set_conv_algorithm: expected one of {', '.join(map(repr, _ALGORITHMS))}; got {name!r}")
+    old, _algorithm = _algorithm, name
+    return old
+
+
+def get_conv_algorithm():
+    """The current choice: 'auto', 'im2col' or 'winograd'."""
+    return _algorithm
+
+
 def _batch_chunks(n, bytes_per_sample):
     """Slices over the batch whose workspace stays under the limit."""
     step = max(1, _workspace_limit // max(1, bytes_per_sample))
     return [slice(start, min(n, start + step)) for start in range(0, n, step)]
+
+
+def _chunked(xp, shape, dtype, elements_per_sample, chunk):
+    """An array of ``shape`` whose samples ``s`` (a slice) are ``chunk(s)``, computed in
+    chunks whose workspace of ``elements_per_sample`` per sample stays under the limit."""
+    chunks = _batch_chunks(shape[0], elements_per_sample * dtype.itemsize)
+    if len(chunks) == 1:
+        return chunk(chunks[0])
+    out = xp.empty(shape, dtype=dtype)
+    for s in chunks:
+        out[s] = chunk(s)
+    return out
 
 
 def _pair(name, value):
@@ -88,6 +132,9 @@ class _Conv(Function):
         return tuple(kernels.conv_output_size(in_size[a], kernel[a], self.stride[a], self.padding[a],
                                               self.dilation[a]) for a in (0, 1))
 
+    def _winograd(self, kernel, channels):
+        return algorithm_for(kernel, self.stride, self.padding, self.dilation, self.groups, channels) == "winograd"
+
     def _im2col(self, x, kernel):
         return kernels.im2col(x, kernel, self.stride, self.padding, self.dilation)
 
@@ -117,6 +164,10 @@ class Conv2d(_Conv):
         n, g = x.shape[0], self.groups
         oc, cg, kh, kw = w.shape
         oh, ow = self._output_size(x.shape[2:], (kh, kw))
+        if self._winograd((kh, kw), (cg, oc)):
+            u = winograd.weight_transform(w)
+            return _chunked(xp, (n, oc, oh, ow), u.dtype, (cg + oc) * 16 * winograd.tiles((oh, ow)),
+                            lambda s: winograd.conv(x[s], u, self.padding, (x[s].shape[0], oc, oh, ow)))
         w2 = w.reshape(g, oc // g, cg * kh * kw)
         y = xp.empty((n, g, oc // g, oh * ow), dtype=xp.result_type(x.dtype, w.dtype))
         for s in _batch_chunks(n, g * cg * kh * kw * oh * ow * x.dtype.itemsize):
@@ -159,18 +210,18 @@ class Conv2dGradInput(_Conv):
         w2t = w.reshape(g, oc // g, cg * kh * kw).transpose(0, 2, 1)
         gy4 = gy.reshape(n, g, oc // g, length)
         dtype = xp.result_type(gy.dtype, w.dtype)
+        shape = (n, g * cg) + self.in_size
+        if self._winograd((kh, kw), (oc, cg)):
+            u = winograd.weight_transform(winograd.flipped_transposed(w))
+            pad = (2 - self.padding[0], 2 - self.padding[1])
+            return _chunked(xp, shape, dtype, (cg + oc) * 16 * winograd.tiles(self.in_size),
+                            lambda s: winograd.conv(gy[s], u, pad, (gy[s].shape[0],) + shape[1:]))
 
         def chunk(s):
-            gcol = (w2t @ gy4[s]).reshape(-1, g * cg * kh * kw, length)
+            gcol = xp.matmul(w2t, gy4[s]).reshape(-1, g * cg * kh * kw, length)
             return self._col2im(gcol, (gcol.shape[0], g * cg) + self.in_size, (kh, kw))
 
-        chunks = _batch_chunks(n, g * cg * kh * kw * length * dtype.itemsize)
-        if len(chunks) == 1:
-            return chunk(chunks[0])
-        gx = xp.empty((n, g * cg) + self.in_size, dtype=dtype)
-        for s in chunks:
-            gx[s] = chunk(s)
-        return gx
+        return _chunked(xp, shape, dtype, g * cg * kh * kw * length, chunk)
 
     def backward(self, ggx):
         gy, w = self.inputs
@@ -202,13 +253,18 @@ class Conv2dGradWeight(_Conv):
         kh, kw = self.kernel_size
         k = c // g * kh * kw
         length = gy.shape[2] * gy.shape[3]
+        if self._winograd((kh, kw), (c, oc)):
+            gu = 0
+            for s in _batch_chunks(n, (c + oc) * 16 * winograd.tiles(gy.shape[2:]) * gy.dtype.itemsize):
+                gu = gu + winograd.weight_grad(x[s], gy[s], self.padding)
+            return winograd.weight_transform_adjoint(gu)
         gy4 = gy.reshape(n, g, oc // g, length)
         gw = xp.zeros((g, oc // g, k), dtype=xp.result_type(x.dtype, gy.dtype))
         # workspace per sample: its columns plus its (G, OCg, K) share of the product before
         # the batch sum, which for small images with many channels is the larger of the two
         for s in _batch_chunks(n, (c * kh * kw * length + oc * k) * gw.dtype.itemsize):
             col = self._im2col(x[s], (kh, kw)).reshape(-1, g, k, length)
-            gw += (gy4[s] @ col.transpose(0, 1, 3, 2)).sum(axis=0)
+            gw += xp.matmul(gy4[s], col.transpose(0, 1, 3, 2)).sum(axis=0)
         return gw.reshape(oc, c // g, kh, kw)
 
     def backward(self, ggw):
@@ -216,6 +272,16 @@ class Conv2dGradWeight(_Conv):
         g_x = Conv2dGradInput(x.shape[2:], **self._settings())(gy, ggw) if x.requires_grad else None
         g_gy = Conv2d(**self._settings())(x, ggw) if gy.requires_grad else None
         return g_x, g_gy
+
+
+def algorithm_for(kernel, stride, padding, dilation, groups, channels):
+    """'winograd' or 'im2col': what the current setting (:func:`set_conv_algorithm`) runs for a
+    layer with these (h, w) pairs, groups and ``channels`` = (in, out)."""
+    if _algorithm == "im2col" or not winograd.applies(kernel, stride, padding, dilation, groups):
+        return "im2col"
+    if _algorithm == "winograd" or min(channels) >= 16:
+        return "winograd"
+    return "im2col"
 
 
 def _check_args(x, weight, bias, stride, padding, dilation, groups):

@@ -32,6 +32,8 @@ from minidl.kernels.numba_impl.im2col import col2im, im2col
 from minidl.kernels.numba_impl.lrn import lrn_backward, lrn_forward
 from minidl.kernels.numba_impl.pooling import (avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward,
                                                max_pool2d_forward)
+from minidl.kernels.numba_impl.winograd import (winograd_input_transform, winograd_output_transform,
+                                                winograd_output_transform_adjoint)
 
 
 def _follow_omp_num_threads():
