@@ -78,6 +78,17 @@ def test_conv2d_gradgradcheck(stride, padding, dilation, groups, kernel):
     assert mdl.gradgradcheck(fn, [x, w, b])
 
 
+@pytest.mark.parametrize("groups", [1, 2])
+def test_weight_gradient_of_a_layer_with_few_output_positions(groups):
+    # More output channels per group than twice the output positions (here 3 > 2 * 1): the weight
+    # gradient is one GEMM over the whole batch instead of one per sample (Conv2dGradWeight).
+    rng = np.random.default_rng(2)
+    x = mdl.tensor(rng.uniform(-1, 1, (3, 2 * groups, 3, 3)), requires_grad=True)
+    w = mdl.tensor(rng.uniform(-1, 1, (3 * groups, 2, 3, 3)), requires_grad=True)
+    assert mdl.gradcheck(lambda x, w: conv2d(x, w, groups=groups), [x, w])
+    assert mdl.gradgradcheck(lambda x, w: conv2d(x, w, groups=groups), [x, w])
+
+
 # --- im2col / col2im -------------------------------------------------------------------------
 IM2COL_CONFIGS = [  # x shape, kernel, stride, padding, dilation
     ((2, 3, 6, 5), (3, 3), (1, 1), (1, 1), (1, 1)),

@@ -18,10 +18,10 @@ written with the other two.
 
 Memory: the columns of a big layer are large (C*kh*kw times the output size
 per sample), so every Function processes the batch in chunks of samples whose
-workspace fits under a limit, 256 MiB by default (see :func:`set_workspace_limit`).
+workspace fits under a limit, 256 MiB by default (see `set_workspace_limit`).
 
 Algorithms: 3x3, stride-1 layers can run Winograd's F(2x2, 3x3) instead
-(``minidl.ops.winograd``; :func:`set_conv_algorithm`), for the forward pass and
+(``minidl.ops.winograd``; `set_conv_algorithm`), for the forward pass and
 both gradients. Every GEMM here and there is an explicit ``xp.matmul`` call, so a
 benchmark can time the GEMMs apart from the data movement around them.
 """
@@ -61,7 +61,8 @@ def set_conv_algorithm(name):
     - ``'winograd'``: Winograd F(2x2, 3x3) (see ``minidl.ops.winograd``) for every layer it
       applies to (3x3 kernel, stride 1, no dilation or groups, padding <= 2), im2col for the rest;
     - ``'auto'`` (the default): Winograd where it applies and measured faster
-      (``benchmarks/bench_conv.py``), im2col elsewhere.
+      (``benchmarks/bench_conv.py``): with the Numba kernels and at least 16 channels in and
+      out; im2col elsewhere.
 
     The choice covers the forward pass and both gradients. Winograd's results agree with
     im2col's to rounding, not bit for bit.
@@ -94,6 +95,12 @@ def _chunked(xp, shape, dtype, elements_per_sample, chunk):
     for s in chunks:
         out[s] = chunk(s)
     return out
+
+
+def _batch_last(a):
+    """(n, G, rows, L) -> (G, rows, n*L): the samples side by side along the last axis (a copy)."""
+    n, g, rows, length = a.shape
+    return a.transpose(1, 2, 0, 3).reshape(g, rows, n * length)
 
 
 def _pair(name, value):
@@ -152,11 +159,11 @@ class Conv2d(_Conv):
 
     Backward, for fixed x this is linear in W:
     dL/dW2 = sum_n dL/dy[n] @ col[n]^T, summed over the batch because the same
-    W produced every sample; that is :class:`Conv2dGradWeight`. For fixed W it
+    W produced every sample; that is `Conv2dGradWeight`. For fixed W it
     is linear in col: dL/dcol[n] = W2^T @ dL/dy[n], and since col = im2col(x)
     is linear with adjoint col2im, dL/dx = col2im(W2^T @ dL/dy). Scattering each
     output's gradient back through the kernel onto the input is a transposed
-    convolution of gy with W: :class:`Conv2dGradInput`.
+    convolution of gy with W: `Conv2dGradInput`.
     """
 
     def forward(self, x, w):
@@ -190,11 +197,11 @@ class Conv2dGradInput(_Conv):
     ``in_size`` is needed because with a stride > 1 several input sizes give
     the same output size (the floor in the output-size rule).
 
-    It is the input gradient of :class:`Conv2d`: for fixed W, gx = T(gy) where T
+    It is the input gradient of `Conv2d`: for fixed W, gx = T(gy) where T
     is the adjoint of the linear map x -> conv(x, W), i.e.
     <gx', T(gy)> = <conv(gx', W), gy> for every gx'. Reading that identity
     with an upstream gradient ggx in place of gx' gives both gradients:
-    dL/dgy = conv(ggx, W) (:class:`Conv2d`), and, as a function of W,
+    dL/dgy = conv(ggx, W) (`Conv2d`), and, as a function of W,
     <conv(ggx, W), gy> has gradient Conv2dGradWeight(ggx, gy).
     """
 
@@ -232,12 +239,12 @@ class Conv2dGradInput(_Conv):
 
 class Conv2dGradWeight(_Conv):
     """gW = sum over the batch of gy[n] @ im2col(x)[n]^T, per group: the weight
-    gradient of :class:`Conv2d`, shape (OC, C/G, kh, kw) with (kh, kw) =
+    gradient of `Conv2d`, shape (OC, C/G, kh, kw) with (kh, kw) =
     ``kernel_size``.
 
     It is bilinear in (x, gy). For an upstream gradient ggW,
     <ggW, gW> = sum_n trace(ggW2^T gy[n] col[n]^T) = sum_n <ggW2 @ col[n], gy[n]>
-    = <conv(x, ggW), gy>. So dL/dgy = conv(x, ggW) (:class:`Conv2d`), and
+    = <conv(x, ggW), gy>. So dL/dgy = conv(x, ggW) (`Conv2d`), and
     dL/dx is the input gradient of conv(x, ggW) at upstream gy,
     Conv2dGradInput(gy, ggW).
     """
@@ -260,11 +267,20 @@ class Conv2dGradWeight(_Conv):
             return winograd.weight_transform_adjoint(gu)
         gy4 = gy.reshape(n, g, oc // g, length)
         gw = xp.zeros((g, oc // g, k), dtype=xp.result_type(x.dtype, gy.dtype))
-        # workspace per sample: its columns plus its (G, OCg, K) share of the product before
-        # the batch sum, which for small images with many channels is the larger of the two
-        for s in _batch_chunks(n, (c * kh * kw * length + oc * k) * gw.dtype.itemsize):
+        # One GEMM per sample, then a sum over the batch, needs no copy of the columns but makes
+        # an (n, G, OCg, K) product; with few output positions (deep layers of small images) that
+        # product and the GEMMs' tiny inner dimension L dominate, so there the columns and gy
+        # are transposed to (G, K, n*L) and (G, OCg, n*L) for one GEMM whose inner dimension is
+        # n*L. Measured on 2 cores: 200x faster at L = 1, OC = 512; 1.5x slower at OC = L.
+        one_gemm = oc // g > 2 * length
+        # workspace per sample: its columns plus its product (or its transposed copies)
+        per_sample = 2 * c * kh * kw * length + oc * (length if one_gemm else k)
+        for s in _batch_chunks(n, per_sample * gw.dtype.itemsize):
             col = self._im2col(x[s], (kh, kw)).reshape(-1, g, k, length)
-            gw += xp.matmul(gy4[s], col.transpose(0, 1, 3, 2)).sum(axis=0)
+            if one_gemm:
+                gw += xp.matmul(_batch_last(gy4[s]), _batch_last(col).transpose(0, 2, 1))
+            else:
+                gw += xp.matmul(gy4[s], col.transpose(0, 1, 3, 2)).sum(axis=0)
         return gw.reshape(oc, c // g, kh, kw)
 
     def backward(self, ggw):
@@ -275,13 +291,16 @@ class Conv2dGradWeight(_Conv):
 
 
 def algorithm_for(kernel, stride, padding, dilation, groups, channels):
-    """'winograd' or 'im2col': what the current setting (:func:`set_conv_algorithm`) runs for a
+    """'winograd' or 'im2col': what the current setting (`set_conv_algorithm`) runs for a
     layer with these (h, w) pairs, groups and ``channels`` = (in, out)."""
     if _algorithm == "im2col" or not winograd.applies(kernel, stride, padding, dilation, groups):
         return "im2col"
-    if _algorithm == "winograd" or min(channels) >= 16:
+    if _algorithm == "winograd":
         return "winograd"
-    return "im2col"
+    # Measured with benchmarks/bench_conv.py: with 16 or more channels on each side the 16
+    # GEMMs are big enough to beat im2col's one; the NumPy reference's transforms are 10-30x
+    # slower than Numba's, which leaves im2col ahead there.
+    return "winograd" if backend.get_kernels() == "numba" and min(channels) >= 16 else "im2col"
 
 
 def _check_args(x, weight, bias, stride, padding, dilation, groups):
@@ -338,7 +357,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     Output size per axis: floor((H + 2p - d(k-1) - 1) / s) + 1.
 
     Computed as im2col + batched GEMM in chunks of samples (bounded workspace,
-    see :func:`set_workspace_limit`). Note that col2im, used by the gradient,
+    see `set_workspace_limit`). Note that col2im, used by the gradient,
     is the adjoint of im2col, not its inverse: overlapping windows are summed,
     so col2im(im2col(x)) differs from x. The bias is added with broadcasting
     (its gradient, the sum of gy over N, H and W, comes from that add).
