@@ -70,7 +70,8 @@ def machine_header():
     if torch is not None:
         lines.append(f"torch {torch.__version__}, torch threads {torch.get_num_threads()}")
     env = {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                                      "NUMBA_NUM_THREADS") if k in os.environ}
+                                      "NUMBA_NUM_THREADS", "OPENBLAS_THREAD_TIMEOUT", "OMP_WAIT_POLICY")
+           if k in os.environ}
     lines.append(f"thread settings: {env or 'library defaults'}")
     return lines
 

@@ -19,12 +19,12 @@ import statistics
 import sys
 import time
 
+import minidl as mdl  # before NumPy, so that it sets OpenBLAS's thread timeout (minidl/__init__.py)
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import machine_header, median_time, try_import_torch, write_json  # noqa: E402
 
-import minidl as mdl  # noqa: E402
 from minidl.ops import conv, winograd  # noqa: E402
 from minidl.ops.conv import conv2d  # noqa: E402
 

@@ -31,6 +31,7 @@ import os
 import sys
 import time
 
+import minidl  # noqa: F401  (before NumPy, so that it sets OpenBLAS's thread timeout: minidl/__init__.py)
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -323,14 +324,12 @@ def main(argv=None):
     header = list(machine_header())
     first = None
     if "numba" in impls:
-        import numba
         mod = impls["numba"][2]
         first = numba_first_call(mod, suite[0][1:])
-        header.append(f"numba {numba.__version__}, numba threads {numba.get_num_threads()}; first call in "
-                      "this process (cold, on " + "x".join(map(str, suite[0][1])) + "): " + ", ".join(
-                          f"{f} {v['seconds'] * 1e3:.1f} ms ({v['source']})" for f, v in first.items()))
+        header.append("numba first call in this process (cold, on " + "x".join(map(str, suite[0][1])) + "): "
+                      + ", ".join(f"{f} {v['seconds'] * 1e3:.1f} ms ({v['source']})" for f, v in first.items()))
     elif "numba" in wanted:
-        header.append("numba: not installed (column shown as -)")
+        header.append("numba column shown as -")
     copy_mib = 64 if args.quick else 256
     copy_gbps = copy_bandwidth(copy_mib, repeat)
     header.append(f"copy bandwidth (np.copyto, {copy_mib} MiB float32, read + write): {copy_gbps:.2f} GB/s")

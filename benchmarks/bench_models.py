@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 
+import minidl  # noqa: F401  (before NumPy, so that it sets OpenBLAS's thread timeout: minidl/__init__.py)
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

@@ -9,12 +9,12 @@ import argparse
 import os
 import sys
 
+import minidl as mdl  # before NumPy, so that it sets OpenBLAS's thread timeout (minidl/__init__.py)
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import machine_header, median_time, try_import_torch, write_json  # noqa: E402
 
-import minidl as mdl  # noqa: E402
 
 
 def measure(size):

@@ -11,12 +11,12 @@ import statistics
 import sys
 import time
 
+import minidl as mdl  # before NumPy, so that it sets OpenBLAS's thread timeout (minidl/__init__.py)
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import add_kernels_option, machine_header, select_kernels, try_import_torch, write_json  # noqa: E402
 
-import minidl as mdl  # noqa: E402
 import minidl.nn.functional as F  # noqa: E402
 from minidl_models import lenet5  # noqa: E402
 

@@ -6,7 +6,16 @@
     y.backward()
     x.grad            # 2 * x
 """
-import numpy as np
+import os
+
+# Before NumPy loads OpenBLAS, which reads this once: after each GEMM, OpenBLAS's worker threads
+# spin for 2**28 cycles (about 0.1 s) by default, on the very cores that the Numba kernels run
+# on next, so every kernel between two GEMMs ran against two spinning threads (LeNet-5 trained
+# 5x slower on 2 cores). 2**4 cycles puts them to sleep at once. It takes effect only where minidl
+# is imported before NumPy (the `minidl` command, the benchmarks); the environment overrides it.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
+import numpy as np  # noqa: E402
 
 from minidl.backend import DeviceError, get_array_module, get_kernels, manual_seed, set_kernels, use_kernels
 from minidl.gradcheck import GradcheckError, gradcheck, gradgradcheck
