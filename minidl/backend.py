@@ -8,7 +8,7 @@ imports CuPy, so a broken CUDA install cannot break CPU users.
 Device strings follow PyTorch: ``'cpu'``, ``'cuda'`` (the current GPU) and
 ``'cuda:N'``.
 
-It also chooses the CPU kernels behind ``minidl.kernels`` (:func:`set_kernels`):
+It also chooses the CPU kernels behind ``minidl.kernels`` (`set_kernels`):
 the NumPy reference or the Numba ones, with Numba imported lazily like CuPy.
 """
 import contextlib
@@ -177,7 +177,7 @@ def get_rng_state():
 
 
 def set_rng_state(state):
-    """Restore a state from :func:`get_rng_state`, so a resumed run draws the same numbers."""
+    """Restore a state from `get_rng_state`, so a resumed run draws the same numbers."""
     global _seed, _cupy_rng
     _seed = state["seed"]
     _numpy_rng.bit_generator.state = state["bit_generator"]

@@ -189,7 +189,7 @@ _READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
 
 
 def load(path):
-    """Read a file written by :func:`save`. Raises :class:`SerializationError`
+    """Read a file written by `save`. Raises `SerializationError`
     naming the file and the problem if it is missing (then also a
     FileNotFoundError) or not a readable minidl checkpoint."""
     path = _fspath(path)

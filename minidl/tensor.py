@@ -1,6 +1,6 @@
 """Tensor and the define-by-run autograd engine.
 
-Every operation is a :class:`Function`. Calling one on tensors runs its
+Every operation is a `Function`. Calling one on tensors runs its
 ``forward`` on the raw arrays and, when a gradient is wanted, links the
 outputs back to it (``output.creator``) and keeps the inputs. That chain of
 links *is* the graph: it is built as the program runs ("define by run").
@@ -71,7 +71,7 @@ class AnomalyError(FloatingPointError):
 @contextlib.contextmanager
 def detect_anomaly():
     """Context in which the first operation (forward or backward) that produces
-    NaN or inf raises :class:`AnomalyError` naming the op. Costs one
+    NaN or inf raises `AnomalyError` naming the op. Costs one
     ``isfinite`` pass per op output, so it is for debugging, not training."""
     old = _Mode.anomaly
     _Mode.anomaly = True
@@ -547,7 +547,7 @@ def _accumulate(grads, t, g):
 
 
 def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False, targets=None):
-    """The engine behind ``Tensor.backward`` and :func:`grad`.
+    """The engine behind ``Tensor.backward`` and `grad`.
 
     Propagates ``grad_outputs`` from ``outputs`` through the graph. Without
     ``targets``, gradients are accumulated into ``.grad`` of every leaf that

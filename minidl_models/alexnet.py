@@ -36,7 +36,7 @@ with n=5, k=2, alpha=1e-4, beta=0.75. ``nn.LocalResponseNorm`` follows PyTorch,
 which divides its alpha by the window size, so the paper's alpha is passed as
 alpha * n = 5e-4.
 
-Initialisation: He et al. (2015) for the convolutions (see :mod:`minidl_models.init`), not
+Initialisation: He et al. (2015) for the convolutions (see `minidl_models.init`), not
 the paper's N(0, 0.01) with biases of 1, which belongs to its training recipe.
 """
 from minidl import nn

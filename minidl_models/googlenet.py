@@ -35,7 +35,7 @@ a 3x3 there); a 3x3/1 max pool then a 1x1 projection.
 While training, two auxiliary classifiers read the outputs of 4a and 4d: a 5x5/3
 average pool (14x14 -> 4x4), a 1x1 convolution to 128 channels, a 1024-unit
 fully connected layer, 70% dropout and a linear classifier. Their losses are
-added with weight 0.3 (:func:`googlenet_loss`); at inference they are
+added with weight 0.3 (`googlenet_loss`); at inference they are
 discarded.
 
 The paper's network has no batch normalisation (that came with Inception v2), so
@@ -147,7 +147,7 @@ class GoogLeNet(nn.Module):
         he_init(self)
 
     def criterion(self, outputs, target):
-        """The paper's training loss, :func:`googlenet_loss`; ``minidl train`` uses it."""
+        """The paper's training loss, `googlenet_loss`; ``minidl train`` uses it."""
         return googlenet_loss(outputs, target)
 
     def forward(self, x):
@@ -195,7 +195,7 @@ class GoogLeNetSmall(nn.Module):
     Inception dropped them) and cost time on a CPU.
 
     ``aux_logits`` defaults to off so that the plain cross-entropy of the training loop
-    applies; with it on, train with :func:`googlenet_loss`.
+    applies; with it on, train with `googlenet_loss`.
     """
 
     def __init__(self, num_classes=10, aux_logits=False, in_channels=1):
@@ -217,7 +217,7 @@ class GoogLeNetSmall(nn.Module):
         he_init(self)
 
     def criterion(self, outputs, target):
-        """The paper's training loss, :func:`googlenet_loss`; ``minidl train`` uses it."""
+        """The paper's training loss, `googlenet_loss`; ``minidl train`` uses it."""
         return googlenet_loss(outputs, target)
 
     def forward(self, x):

@@ -23,7 +23,7 @@ image sizes (the paper instead turned the classifier into convolutions at test
 time).
 
 Convolutions are initialised as He et al. (2015) derive for ReLU networks
-(:func:`minidl_models.init.he_init`).
+(`minidl_models.init.he_init`).
 
 ``batch_norm=True`` inserts a BatchNorm2d after each convolution, before its
 ReLU (a later addition, not in the paper; D then has 138,365,992 params).

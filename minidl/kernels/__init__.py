@@ -47,7 +47,7 @@ def im2col(x, kernel, stride, padding, dilation):
 
 
 def col2im(col, x_shape, kernel, stride, padding, dilation):
-    """The adjoint of :func:`im2col` (not its inverse): every column entry is
+    """The adjoint of `im2col` (not its inverse): every column entry is
     added back to the pixel it was read from, so a pixel that sits in several
     windows receives the sum. ``<im2col(x), c> == <x, col2im(c)>`` for all x, c."""
     return _impl(col).col2im(col, x_shape, kernel, stride, padding, dilation)
@@ -88,7 +88,7 @@ def lrn_forward(x, size, alpha, beta, k):
 
 
 def lrn_backward(x, y, scale, gy, size, alpha, beta, k):
-    """Closed-form gradient of :func:`lrn_forward`:
+    """Closed-form gradient of `lrn_forward`:
     ``gx_c = gy_c * scale_c**-beta - 2 alpha beta / size * x_c *
     sum over windows containing c of gy_j * y_j / scale_j``."""
     return _impl(x, y, scale, gy).lrn_backward(x, y, scale, gy, size, alpha, beta, k)
@@ -102,7 +102,7 @@ def batch_norm_forward(x, gamma, beta, eps):
 
 
 def batch_norm_backward(gy, x, gamma, mean, invstd):
-    """Closed-form gradient of :func:`batch_norm_forward`. With m values per
+    """Closed-form gradient of `batch_norm_forward`. With m values per
     channel and ``xhat = (x - mean) * invstd``:
     ``gbeta = sum gy``, ``ggamma = sum gy * xhat``,
     ``gx = gamma * invstd / m * (m * gy - gbeta - xhat * ggamma)``.
@@ -125,14 +125,14 @@ def winograd_input_transform(x, padding):
 
 def winograd_output_transform(m, out_shape):
     """The output side of F(2x2, 3x3): ``m`` of shape (16, OC, N*TH*TW), laid out as
-    :func:`winograd_input_transform`'s result, becomes ``y`` of shape ``out_shape``
+    `winograd_input_transform`'s result, becomes ``y`` of shape ``out_shape``
     (N, OC, OH, OW) with ``y``'s 2x2 tile (ty, tx) equal to ``A^T m_tile A``. The parts of
     the last tiles that fall past OH or OW are dropped."""
     return _impl(m).winograd_output_transform(m, out_shape)
 
 
 def winograd_output_transform_adjoint(gy):
-    """The adjoint of :func:`winograd_output_transform` (gy (N, OC, OH, OW) -> (16, OC,
+    """The adjoint of `winograd_output_transform` (gy (N, OC, OH, OW) -> (16, OC,
     N*TH*TW)): each 2x2 tile of gy, zero past OH and OW, becomes ``A gy_tile A^T``. It takes
     the output gradient into the transformed domain, where the weight gradient is a GEMM."""
     return _impl(gy).winograd_output_transform_adjoint(gy)

@@ -2,7 +2,7 @@
 
 A Module owns three ordered tables, filled by plain attribute assignment:
 
-* ``_parameters``: :class:`Parameter` objects (``self.weight = Parameter(...)``),
+* ``_parameters``: `Parameter` objects (``self.weight = Parameter(...)``),
 * ``_buffers``: tensors that are state but not learned (``register_buffer``),
   such as batch norm's running statistics,
 * ``_modules``: sub-modules (``self.fc = Linear(...)``).

@@ -129,6 +129,9 @@ def _pool_args(op, x, kernel_size, stride, padding, ceil_mode):
 # --- user-facing functions ------------------------------------------------------
 
 def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False):
+    """Max over each ``kernel_size`` window of an NCHW image, with PyTorch's semantics: ``stride``
+    defaults to the kernel size, padding counts as -inf, ``ceil_mode`` keeps a last partial window
+    unless it would start in the right padding. The gradient goes to the pixel each max came from."""
     kernel, stride, padding = _pool_args("max_pool2d", x, kernel_size, stride, padding, ceil_mode)
     if x.dtype.kind != "f":
         raise ValueError(f"max_pool2d: expected a floating-point input; got {x.dtype}")
@@ -136,6 +139,9 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False):
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    """Mean over each ``kernel_size`` window of an NCHW image, with PyTorch's semantics and divisor:
+    with ``count_include_pad`` the window clipped to the padded image, else the real pixels in it.
+    The gradient spreads each output's evenly over its window."""
     kernel, stride, padding = _pool_args("avg_pool2d", x, kernel_size, stride, padding, ceil_mode)
     if x.dtype.kind != "f":
         raise ValueError(f"avg_pool2d: expected a floating-point input; got {x.dtype}")
