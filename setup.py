@@ -13,6 +13,7 @@ setup(
         "gpu": ["cupy-cuda12x"],
         "plot": ["matplotlib"],
         "dev": ["pytest>=7", "hypothesis>=6"],
+        "docs": ["mkdocs>=1.6,<2", "mkdocstrings[python]>=0.26", "pymdown-extensions>=10"],
     },
     entry_points={"console_scripts": ["minidl = minidl.cli:main"]},
     license="MIT",

@@ -1,0 +1,181 @@
+"""The documentation site builds with ``mkdocs build --strict``, and every ```python block in docs/
+runs, so the pages cannot drift from the code.
+
+Each page's python blocks run in order, in one namespace, in a fresh subprocess whose working
+directory is an empty temporary folder, with matplotlib's Agg backend. A failure names the page, the
+line of the failing block in the .md file and the traceback (whose line numbers are the .md file's).
+``pycon``, ``bash``, ``text`` and other blocks are not run.
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+PAGES = sorted(p.relative_to(ROOT).as_posix() for p in DOCS.rglob("*.md"))
+PAGE_TIMEOUT_S = 60
+RUN_AS_PYTHON = {"python", "py", "python3"}
+
+_OPENING_FENCE = re.compile(r"^(?P<indent> *)(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
+
+
+def _language(info):
+    """The language of a fence's info string: ```python, ```python title="x", ``` { .python }."""
+    info = info.strip()
+    if info.startswith("{"):
+        classes = [word[1:] for word in info.strip("{}").split() if word.startswith(".")]
+        return classes[0].lower() if classes else ""
+    return info.split()[0].lower() if info else ""
+
+
+def extract_code_blocks(markdown, languages=RUN_AS_PYTHON):
+    """The fenced code blocks of ``markdown`` in ``languages``, in order, as (line, code) pairs:
+    ``line`` is the 1-based line of the block's first code line in the markdown text, ``code`` the
+    block with the fence's indentation removed. Fences follow CommonMark: a block closes at a fence
+    of the same character at least as long as the opening one, so a ```python shown inside a
+    ````markdown block is not extracted."""
+    blocks = []
+    lines = markdown.splitlines()
+    i = 0
+    while i < len(lines):
+        opening = _OPENING_FENCE.match(lines[i])
+        if opening is None or (opening["fence"][0] == "`" and "`" in opening["info"]):
+            i += 1
+            continue
+        indent, fence = len(opening["indent"]), opening["fence"]
+        closing = re.compile(r"^ *" + re.escape(fence[0]) + "{" + str(len(fence)) + r",} *$")
+        body, j = [], i + 1
+        while j < len(lines) and not closing.match(lines[j]):
+            line = lines[j]
+            body.append(line[min(indent, len(line) - len(line.lstrip(" "))):])
+            j += 1
+        if _language(opening["info"]) in languages:
+            blocks.append((i + 2, "\n".join(body) + "\n"))
+        i = j + 1
+    return blocks
+
+
+# Runs in the subprocess: reads the page path and its blocks (JSON on stdin) and executes them in
+# one namespace. Each block is compiled under the .md file's path, padded so that its line numbers
+# are the file's: a traceback then points at, and shows, the failing line of the page.
+_RUNNER = r"""
+import json, sys, traceback
+page, path, blocks = json.load(sys.stdin)
+namespace = {"__name__": "__main__"}
+for line, code in blocks:
+    print(f"[test_docs] running the python block at {page}:{line}", file=sys.stderr, flush=True)
+    try:
+        exec(compile("\n" * (line - 1) + code, path, "exec"), namespace)
+    except BaseException:
+        sys.stdout.flush()
+        print(f"{page}: the python block at line {line} failed:", file=sys.stderr)
+        error, value, tb = sys.exc_info()
+        traceback.print_exception(error, value, tb.tb_next)  # from the page's frame on
+        sys.exit(1)
+    sys.stdout.flush()
+"""
+
+
+def run_page(page, tmp_path):
+    """Run the python blocks of ``page`` (a path relative to the repository root); fail the test
+    with the page, the block's line and the traceback if one raises or the page takes too long."""
+    path = ROOT / page
+    blocks = extract_code_blocks(path.read_text(encoding="utf-8"))
+    if not blocks:
+        return
+    env = dict(os.environ, MPLBACKEND="Agg", MINIDL_DATA=str(tmp_path / "minidl-data"),
+               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    work = tmp_path / "cwd"
+    work.mkdir()
+    try:
+        done = subprocess.run([sys.executable, "-c", _RUNNER], input=json.dumps([str(page), str(path), blocks]),
+                              cwd=work, env=env, capture_output=True, text=True, timeout=PAGE_TIMEOUT_S)
+    except subprocess.TimeoutExpired as e:
+        stderr = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else e.stderr or ""
+        running = [ln for ln in stderr.splitlines() if ln.startswith("[test_docs] running")]
+        where = running[-1].split(" at ", 1)[1] if running else page
+        pytest.fail(f"{page}: its python blocks did not finish within {PAGE_TIMEOUT_S} s; the block at {where} "
+                    f"was running. Page blocks must run fast (a page well under 5 s, a tutorial under 20 s).",
+                    pytrace=False)
+    if done.returncode != 0:
+        stderr = "\n".join(ln for ln in done.stderr.splitlines() if not ln.startswith("[test_docs] running"))
+        pytest.fail(f"{stderr}\n--- stdout ---\n{done.stdout[-4000:]}", pytrace=False)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_docs_code_blocks(page, tmp_path):
+    run_page(page, tmp_path)
+
+
+def test_extract_code_blocks():
+    sample = "\n".join([
+        "# Title",                   # 1
+        "```python",                 # 2
+        "x = 1",                     # 3
+        "```",                       # 4
+        "```bash",                   # 5
+        "pip install minidl",        # 6
+        "```",                       # 7
+        "```pycon",                  # 8
+        ">>> 1 + 1",                 # 9
+        "```",                       # 10
+        "````markdown",              # 11
+        "```python",                 # 12
+        "not run",                   # 13
+        "```",                       # 14
+        "````",                      # 15
+        "!!! note",                  # 16
+        "",                          # 17
+        "    ```python",             # 18
+        "    y = x + 1",             # 19
+        "",                          # 20
+        "    assert y == 2",         # 21
+        "    ```",                   # 22
+        "```text",                   # 23
+        "2",                         # 24
+        "```",                       # 25
+    ])
+    assert extract_code_blocks(sample) == [(3, "x = 1\n"), (19, "y = x + 1\n\nassert y == 2\n")]
+    assert extract_code_blocks(sample, {"bash"}) == [(6, "pip install minidl\n")]
+
+
+def test_failing_block_names_page_and_line(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("# Broken\n\n```python\nx = 1\n```\n\n```python\ny = x\nraise ValueError('boom')\n```\n")
+    with pytest.raises(pytest.fail.Exception) as failure:
+        run_page(page, tmp_path)
+    message = str(failure.value)
+    assert f"{page}: the python block at line 8 failed" in message
+    assert f'File "{page}", line 9' in message and "raise ValueError('boom')" in message
+    assert "ValueError: boom" in message
+
+
+def test_reference_documents_every_module():
+    """Every public module of minidl and minidl_models has a ``::: module`` entry in
+    docs/reference/, so cross-references from the chapters to any object resolve."""
+    documented = set()
+    for page in (DOCS / "reference").glob("*.md"):
+        documented |= set(re.findall(r"^::: *([\w.]+)", page.read_text(encoding="utf-8"), re.M))
+    modules = set()
+    for package in ("minidl", "minidl_models"):
+        for path in (ROOT / package).rglob("*.py"):
+            parts = list(path.relative_to(ROOT).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            if not any(part.startswith("_") for part in parts):
+                modules.add(".".join(parts))
+    missing = sorted(modules - documented)
+    assert not missing, f"add a '::: module' entry to a page of docs/reference/ for each of {missing}"
+
+
+def test_docs_build_strictly(tmp_path):
+    import mkdocs  # noqa: F401  (from the docs extra; missing, it must fail here, not skip)
+
+    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"mkdocs build --strict failed:\n{done.stdout}{done.stderr}"
