@@ -614,6 +614,13 @@ def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False, 
                 raise RuntimeError(
                     f"{type(f).__name__}.backward returned {len(gxs)} gradients for {len(f.inputs)} inputs"
                 )
+            for i, gx in enumerate(gxs):
+                if gx is not None and not isinstance(gx, Tensor):
+                    raise TypeError(
+                        f"{type(f).__name__}.backward returned a gradient of type {type(gx).__name__} for input "
+                        f"{i}; expected a Tensor computed with Tensor ops (so that it can be differentiated "
+                        "again), or None"
+                    )
             if _Mode.anomaly:
                 _check_finite(f, [None if g is None else g.data for g in gxs], "backward gradient for input")
             for x, gx in zip(f.inputs, gxs):

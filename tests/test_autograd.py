@@ -242,6 +242,19 @@ def test_wrong_gradient_shape_names_the_function():
         Broken()(leaf(3)).backward()
 
 
+def test_an_array_returned_by_backward_names_the_function():
+    class ReturnsArray(mdl.Function):
+        def forward(self, x):
+            return x * 2
+
+        def backward(self, gy):
+            return gy.data * 2
+
+    with pytest.raises(TypeError, match=r"ReturnsArray.backward returned a gradient of type ndarray for input 0; "
+                                        r"expected a Tensor computed with Tensor ops"):
+        ReturnsArray()(leaf(3)).sum().backward()
+
+
 # --- dtypes and conversion ----------------------------------------------------------
 
 def test_dtype_rules():
