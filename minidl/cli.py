@@ -23,7 +23,8 @@ def _parser():
     t.add_argument("model", help="model name, e.g. lenet5")
     t.add_argument("--dataset", default="mnist", help="mnist, fashion-mnist or cifar10")
     t.add_argument("--epochs", type=int, default=None,
-                   help=f"total epochs (default {DEFAULTS['epochs']}; with --resume, extends the run)")
+                   help=f"total epochs (default {DEFAULTS['epochs']}; with --resume, the run's own total unless "
+                        "given: --epochs 12 extends a 9-epoch run to 12)")
     t.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
     t.add_argument("--lr", type=float, default=DEFAULTS["lr"])
     t.add_argument("--optimizer", choices=["sgd", "adam"], default=DEFAULTS["optimizer"])
@@ -38,10 +39,13 @@ def _parser():
     t.add_argument("--kernels", choices=["auto", "numpy", "numba"], default=None,
                    help="CPU kernels (default: $MINIDL_KERNELS, else auto = numba when it imports)")
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--subset", type=int, default=None, help="train on the first N images only (quick runs)")
+    t.add_argument("--subset", type=int, default=None,
+                   help="quick runs: train on the first N training images and test on the first N/5 test images")
     t.add_argument("--data-root", default=None, help="folder with the dataset files (default: the cache)")
-    t.add_argument("--out", default=None, help="run directory (default: runs/MODEL-DATASET-TIME)")
-    t.add_argument("--resume", default=None, metavar="CKPT", help="continue from this checkpoint")
+    t.add_argument("--out", default=None,
+                   help="run directory (default: runs/MODEL-DATASET-TIME; with --resume, the checkpoint's run)")
+    t.add_argument("--resume", default=None, metavar="CKPT",
+                   help="continue from this checkpoint, writing the later epochs into its run directory")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
 
     e = sub.add_parser("eval", help="evaluate a checkpoint on its dataset's test set")
@@ -89,7 +93,7 @@ def _train(args):
         run.restore(state)
         print(f"resumed from {args.resume} at epoch {run.epoch + 1}, step {run.step}")
     print(f"training {config['model']} on {config['dataset']} ({len(run.train_set)} train, "
-          f"{len(run.test_set)} test images) for {config['epochs']} epochs with {mdl.get_kernels()} kernels; "
+          f"{len(run.test_set)} test images) for {config['epochs']} epoch{'s' if config['epochs'] != 1 else ''} with {mdl.get_kernels()} kernels; "
           f"writing {out}")
     started = time.perf_counter()
     history = run.fit()

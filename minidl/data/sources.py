@@ -219,6 +219,7 @@ def fetch(spec, root=None, download=True):
                 get()
             except Exception as e:  # network, subprocess and checksum failures alike: try the next source
                 tried.append(f"{label}: {type(e).__name__}: {e}")
+                print(f"minidl: {label} failed ({type(e).__name__}: {e})", file=sys.stderr)
                 continue
             paths, why = _from_folder(spec, target, True)
             if paths:
