@@ -154,7 +154,8 @@ CONFIGS = [("numpy", "numpy", "im2col"), ("im2col", "numba", "im2col"), ("winogr
 
 def auto_choice(shape, oc, k, stride, pad):
     """The CONFIGS label that minidl's default ('auto') runs for a layer."""
-    return conv.algorithm_for((k, k), (stride, stride), (pad, pad), (1, 1), 1, (shape[1], oc))
+    out = tuple((size + 2 * pad - k) // stride + 1 for size in shape[2:])
+    return conv.algorithm_for((k, k), (stride, stride), (pad, pad), (1, 1), 1, (shape[1], oc), out)
 
 
 def geomean(values):

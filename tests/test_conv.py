@@ -130,6 +130,31 @@ def test_col2im_is_the_adjoint_of_im2col(shape, kernel, stride, padding, dilatio
     assert lhs == pytest.approx(rhs, rel=1e-5 if dtype == np.float32 else 1e-12)
 
 
+@pytest.mark.parametrize("shape, kernel, stride, padding, dilation", IM2COL_CONFIGS)
+def test_im2col_writes_into_out(shape, kernel, stride, padding, dilation):
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    expected = kernels.im2col(x, kernel, stride, padding, dilation)
+    out = np.full(expected.shape, np.nan, dtype=np.float32)
+    col = kernels.im2col(x, kernel, stride, padding, dilation, out)
+    np.testing.assert_array_equal(col, expected)
+    # the columns are either written into out or, where they are x itself, a view of x
+    assert np.shares_memory(col, out) or (np.shares_memory(col, x) and np.isnan(out).all())
+
+
+def test_the_workspace_is_reused_and_released_with_the_limit(workspace_limit):
+    x = mdl.tensor(np.ones((2, 3, 8, 8), np.float32))
+    w = mdl.tensor(np.ones((4, 3, 3, 3), np.float32))
+    workspace_limit(2 ** 20)  # also drops any buffer kept by earlier tests
+    assert conv._scratch.buffer is None
+    conv2d(x, w, stride=2)  # im2col: 2 samples x 27 rows x 9 positions, float32
+    buffer = conv._scratch.buffer
+    assert buffer is not None and buffer.nbytes == 2 * 27 * 9 * 4
+    np.testing.assert_array_equal(conv2d(x, w, stride=2).numpy(), np.full((2, 4, 3, 3), 27, np.float32))
+    assert conv._scratch.buffer is buffer  # kept, not reallocated
+    workspace_limit(2 ** 20)
+    assert conv._scratch.buffer is None
+
+
 def test_col2im_is_not_the_inverse():
     # 3x3 windows, stride 1, padding 1 on a 4x4 image: each pixel is counted once per window over it
     ones = np.ones((1, 1, 4, 4))

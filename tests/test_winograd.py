@@ -117,9 +117,11 @@ def test_auto_uses_winograd_where_it_measured_faster(algorithm, monkeypatch, ker
     algorithm("auto")
     # with the NumPy reference's slow transforms, im2col is faster everywhere
     expected = "winograd" if kernel_set == "numba" else "im2col"
-    assert _algorithm_used(monkeypatch, (1, 16, 8, 8), (16, 16, 3, 3), padding=1) == expected
-    assert _algorithm_used(monkeypatch, (1, 3, 8, 8), (16, 3, 3, 3), padding=1) == "im2col"  # few channels
-    assert _algorithm_used(monkeypatch, (1, 16, 8, 8), (16, 16, 5, 5), padding=2) == "im2col"  # not 3x3
+    assert _algorithm_used(monkeypatch, (1, 16, 32, 32), (16, 16, 3, 3), padding=1) == expected
+    assert _algorithm_used(monkeypatch, (1, 128, 4, 4), (128, 128, 3, 3), padding=1) == expected
+    assert _algorithm_used(monkeypatch, (1, 64, 8, 8), (64, 64, 3, 3), padding=1) == "im2col"  # few tiles
+    assert _algorithm_used(monkeypatch, (1, 3, 32, 32), (16, 3, 3, 3), padding=1) == "im2col"  # few channels
+    assert _algorithm_used(monkeypatch, (1, 16, 32, 32), (16, 16, 5, 5), padding=2) == "im2col"  # not 3x3
 
 
 @pytest.mark.parametrize("settings", [dict(stride=2), dict(dilation=2), dict(groups=2), dict(padding=3)])

@@ -33,7 +33,7 @@ def conv_output_size(size, kernel, stride, padding, dilation=1, ceil_mode=False)
     return out
 
 
-def im2col(x, kernel, stride, padding, dilation):
+def im2col(x, kernel, stride, padding, dilation, out=None):
     """Unroll the receptive fields of ``x`` (N, C, H, W) into columns.
 
     Returns ``col`` of shape (N, C*kh*kw, OH*OW): row ``(c*kh + i)*kw + j`` of
@@ -42,8 +42,13 @@ def im2col(x, kernel, stride, padding, dilation):
     Rows are ordered like ``weight.reshape(OC, C*kh*kw)``, so a convolution is
     the batched GEMM ``weight2d @ col`` whose result reshapes to
     (N, OC, OH, OW) without a transpose.
+
+    ``out``, if given, is a C-contiguous array of that shape and x's dtype to write the columns
+    into (the convolution's reused workspace). Where the columns are x itself (a 1x1 kernel with
+    stride 1, or one window over the whole image, without padding) a read-only view of x is
+    returned instead, and ``out`` is left untouched.
     """
-    return _impl(x).im2col(x, kernel, stride, padding, dilation)
+    return _impl(x).im2col(x, kernel, stride, padding, dilation, out)
 
 
 def col2im(col, x_shape, kernel, stride, padding, dilation):

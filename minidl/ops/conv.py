@@ -18,13 +18,17 @@ written with the other two.
 
 Memory: the columns of a big layer are large (C*kh*kw times the output size
 per sample), so every Function processes the batch in chunks of samples whose
-workspace fits under a limit, 256 MiB by default (see `set_workspace_limit`).
+workspace fits under a limit, 256 MiB by default (see `set_workspace_limit`). The
+columns are written into one buffer per thread that is kept between calls, so a big
+layer does not ask the OS for fresh memory (and page-fault it in) on every call.
 
 Algorithms: 3x3, stride-1 layers can run Winograd's F(2x2, 3x3) instead
 (``minidl.ops.winograd``; `set_conv_algorithm`), for the forward pass and
 both gradients. Every GEMM here and there is an explicit ``xp.matmul`` call, so a
 benchmark can time the GEMMs apart from the data movement around them.
 """
+import threading
+
 import numpy as np
 
 from minidl import backend, kernels
@@ -32,6 +36,7 @@ from minidl.ops import winograd
 from minidl.tensor import Function, Tensor
 
 _workspace_limit = 256 * 2 ** 20
+_scratch = threading.local()  # each thread's reused workspace buffer (see _workspace)
 _ALGORITHMS = ("auto", "im2col", "winograd")
 _algorithm = "auto"
 
@@ -46,6 +51,7 @@ def set_workspace_limit(nbytes):
     if isinstance(nbytes, bool) or not isinstance(nbytes, (int, np.integer)) or nbytes < 1:
         raise ValueError(f"set_workspace_limit: expected a positive number of bytes; got {nbytes!r}")
     old, _workspace_limit = _workspace_limit, int(nbytes)
+    _scratch.buffer = None  # the calling thread's kept workspace goes; the next convolution makes one
     return old
 
 
@@ -60,9 +66,9 @@ def set_conv_algorithm(name):
     - ``'im2col'``: im2col + GEMM for every layer;
     - ``'winograd'``: Winograd F(2x2, 3x3) (see ``minidl.ops.winograd``) for every layer it
       applies to (3x3 kernel, stride 1, no dilation or groups, padding <= 2), im2col for the rest;
-    - ``'auto'`` (the default): Winograd where it applies and measured faster
-      (``benchmarks/bench_conv.py``): with the Numba kernels and at least 16 channels in and
-      out; im2col elsewhere.
+    - ``'auto'`` (the default): Winograd where it applies and measured faster: with the Numba
+      kernels, at least 16 channels in and out, and either at least 128 channels or an output of
+      at least 32x32 (see `algorithm_for`); im2col elsewhere.
 
     The choice covers the forward pass and both gradients. Winograd's results agree with
     im2col's to rounding, not bit for bit.
@@ -83,6 +89,24 @@ def _batch_chunks(n, bytes_per_sample):
     """Slices over the batch whose workspace stays under the limit."""
     step = max(1, _workspace_limit // max(1, bytes_per_sample))
     return [slice(start, min(n, start + step)) for start in range(0, n, step)]
+
+
+def _workspace(xp, shape, dtype):
+    """Scratch memory for one chunk's columns, kept between calls in a per-thread buffer (at
+    most the workspace limit; a bigger single sample gets a fresh array).
+
+    A fresh NumPy array above glibc's mmap threshold (at most 32 MiB) is new memory from the
+    OS every time, and writing it page-faults page by page: filling 64 MiB took 28 ms fresh and
+    9 ms reused (2 cores). Columns of the larger layers are that big on every call. CuPy keeps
+    its own memory pool, so on the GPU this is a plain allocation.
+    """
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    if xp is not np or nbytes > _workspace_limit:
+        return xp.empty(shape, dtype=dtype)
+    buffer = getattr(_scratch, "buffer", None)
+    if buffer is None or buffer.nbytes < nbytes:
+        buffer = _scratch.buffer = np.empty(nbytes, dtype=np.uint8)
+    return buffer[:nbytes].view(dtype).reshape(shape)
 
 
 def _chunked(xp, shape, dtype, elements_per_sample, chunk):
@@ -139,11 +163,18 @@ class _Conv(Function):
         return tuple(kernels.conv_output_size(in_size[a], kernel[a], self.stride[a], self.padding[a],
                                               self.dilation[a]) for a in (0, 1))
 
-    def _winograd(self, kernel, channels):
-        return algorithm_for(kernel, self.stride, self.padding, self.dilation, self.groups, channels) == "winograd"
+    def _winograd(self, kernel, channels, out_size):
+        """Whether this layer (``channels`` = (in, out), forward output ``out_size``) runs Winograd;
+        the three Functions of one layer ask with the same numbers, so they agree."""
+        return algorithm_for(kernel, self.stride, self.padding, self.dilation, self.groups, channels,
+                             out_size) == "winograd"
 
     def _im2col(self, x, kernel):
-        return kernels.im2col(x, kernel, self.stride, self.padding, self.dilation)
+        """The columns of x, written into the workspace."""
+        oh, ow = self._output_size(x.shape[2:], kernel)
+        out = _workspace(backend.get_array_module(x), (x.shape[0], x.shape[1] * kernel[0] * kernel[1], oh * ow),
+                         x.dtype)
+        return kernels.im2col(x, kernel, self.stride, self.padding, self.dilation, out)
 
     def _col2im(self, col, x_shape, kernel):
         return kernels.col2im(col, x_shape, kernel, self.stride, self.padding, self.dilation)
@@ -171,7 +202,7 @@ class Conv2d(_Conv):
         n, g = x.shape[0], self.groups
         oc, cg, kh, kw = w.shape
         oh, ow = self._output_size(x.shape[2:], (kh, kw))
-        if self._winograd((kh, kw), (cg, oc)):
+        if self._winograd((kh, kw), (cg, oc), (oh, ow)):
             u = winograd.weight_transform(w)
             return _chunked(xp, (n, oc, oh, ow), u.dtype, (cg + oc) * 16 * winograd.tiles((oh, ow)),
                             lambda s: winograd.conv(x[s], u, self.padding, (x[s].shape[0], oc, oh, ow)))
@@ -218,14 +249,15 @@ class Conv2dGradInput(_Conv):
         gy4 = gy.reshape(n, g, oc // g, length)
         dtype = xp.result_type(gy.dtype, w.dtype)
         shape = (n, g * cg) + self.in_size
-        if self._winograd((kh, kw), (oc, cg)):
+        if self._winograd((kh, kw), (cg, oc), gy.shape[2:]):
             u = winograd.weight_transform(winograd.flipped_transposed(w))
             pad = (2 - self.padding[0], 2 - self.padding[1])
             return _chunked(xp, shape, dtype, (cg + oc) * 16 * winograd.tiles(self.in_size),
                             lambda s: winograd.conv(gy[s], u, pad, (gy[s].shape[0],) + shape[1:]))
 
         def chunk(s):
-            gcol = xp.matmul(w2t, gy4[s]).reshape(-1, g * cg * kh * kw, length)
+            ws = _workspace(xp, (gy4[s].shape[0], g, cg * kh * kw, length), dtype)
+            gcol = xp.matmul(w2t, gy4[s], out=ws).reshape(-1, g * cg * kh * kw, length)
             return self._col2im(gcol, (gcol.shape[0], g * cg) + self.in_size, (kh, kw))
 
         return _chunked(xp, shape, dtype, g * cg * kh * kw * length, chunk)
@@ -260,7 +292,7 @@ class Conv2dGradWeight(_Conv):
         kh, kw = self.kernel_size
         k = c // g * kh * kw
         length = gy.shape[2] * gy.shape[3]
-        if self._winograd((kh, kw), (c, oc)):
+        if self._winograd((kh, kw), (c, oc), gy.shape[2:]):
             gu = 0
             for s in _batch_chunks(n, (c + oc) * 16 * winograd.tiles(gy.shape[2:]) * gy.dtype.itemsize):
                 gu = gu + winograd.weight_grad(x[s], gy[s], self.padding)
@@ -290,17 +322,21 @@ class Conv2dGradWeight(_Conv):
         return g_x, g_gy
 
 
-def algorithm_for(kernel, stride, padding, dilation, groups, channels):
+def algorithm_for(kernel, stride, padding, dilation, groups, channels, out_size):
     """'winograd' or 'im2col': what the current setting (`set_conv_algorithm`) runs for a
-    layer with these (h, w) pairs, groups and ``channels`` = (in, out)."""
+    layer with these (h, w) pairs, groups, ``channels`` = (in, out) and output size (OH, OW)."""
     if _algorithm == "im2col" or not winograd.applies(kernel, stride, padding, dilation, groups):
         return "im2col"
     if _algorithm == "winograd":
         return "winograd"
-    # Measured with benchmarks/bench_conv.py: with 16 or more channels on each side the 16
-    # GEMMs are big enough to beat im2col's one; the NumPy reference's transforms are 10-30x
-    # slower than Numba's, which leaves im2col ahead there.
-    return "winograd" if backend.get_kernels() == "numba" and min(channels) >= 16 else "im2col"
+    # Measured forward + backward on 2 cores, both algorithms interleaved (Winograd / im2col
+    # time): 0.8-0.9 for VGG's 64 channels at 56x56, 0.75-0.9 for 256 at 14x14 and 16 at 32x32,
+    # about 1 for 128 at 4x4, but 1.25-1.5 for 32 at 16x16 and 64 at 8x8: Winograd's 16 GEMMs
+    # have only C as their inner dimension (im2col's one has 9C), which pays off with many
+    # output tiles or many channels. The NumPy reference's transforms are 10-30x slower than
+    # Numba's, which leaves im2col ahead there.
+    many = min(channels) >= 128 or out_size[0] * out_size[1] >= 1024
+    return "winograd" if backend.get_kernels() == "numba" and min(channels) >= 16 and many else "im2col"
 
 
 def _check_args(x, weight, bias, stride, padding, dilation, groups):

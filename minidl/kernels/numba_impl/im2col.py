@@ -89,7 +89,7 @@ def _output_size(h, w, kernel, stride, padding, dilation):
             conv_output_size(w, kernel[1], stride[1], padding[1], dilation[1]))
 
 
-def im2col(x, kernel, stride, padding, dilation):
+def im2col(x, kernel, stride, padding, dilation, out=None):
     n, c, h, w = x.shape
     oh, ow = _output_size(h, w, kernel, stride, padding, dilation)
     if padding == (0, 0) and x.flags.c_contiguous and (
@@ -99,7 +99,7 @@ def im2col(x, kernel, stride, padding, dilation):
         col = x.reshape(n, c * kernel[0] * kernel[1], oh * ow)
         col.flags.writeable = False
         return col
-    col = np.empty((n, c * kernel[0] * kernel[1], oh * ow), dtype=x.dtype)
+    col = np.empty((n, c * kernel[0] * kernel[1], oh * ow), dtype=x.dtype) if out is None else out
     _im2col(np.ascontiguousarray(x), *kernel, *stride, *padding, *dilation, oh, ow, col)
     return col
 

@@ -27,7 +27,7 @@ def _window(i, j, oh, ow, stride, dilation):
             slice(left, left + stride[1] * (ow - 1) + 1, stride[1]))
 
 
-def im2col(x, kernel, stride, padding, dilation):
+def im2col(x, kernel, stride, padding, dilation, out=None):
     xp = get_array_module(x)
     n, c, h, w, oh, ow = _geometry(x.shape, kernel, stride, padding, dilation)
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
@@ -41,8 +41,11 @@ def im2col(x, kernel, stride, padding, dilation):
     # (n, c, kh, kw, oh, ow) is the row order (c, i, j) with columns (oh, ow). For a 1x1
     # kernel with unit stride and no padding the view is already contiguous, so the
     # columns are x itself, returned read-only rather than copied.
-    col = xp.ascontiguousarray(windows.transpose(0, 1, 4, 5, 2, 3))
-    return col.reshape(n, c * kh * kw, oh * ow)
+    windows = windows.transpose(0, 1, 4, 5, 2, 3)
+    if out is None or windows.flags.c_contiguous:
+        return xp.ascontiguousarray(windows).reshape(n, c * kh * kw, oh * ow)
+    xp.copyto(out.reshape(windows.shape), windows)
+    return out
 
 
 def col2im(col, x_shape, kernel, stride, padding, dilation):
