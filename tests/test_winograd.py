@@ -120,6 +120,7 @@ def test_auto_uses_winograd_where_it_measured_faster(algorithm, monkeypatch, ker
     assert _algorithm_used(monkeypatch, (1, 16, 32, 32), (16, 16, 3, 3), padding=1) == expected
     assert _algorithm_used(monkeypatch, (1, 128, 4, 4), (128, 128, 3, 3), padding=1) == expected
     assert _algorithm_used(monkeypatch, (1, 64, 8, 8), (64, 64, 3, 3), padding=1) == "im2col"  # few tiles
+    assert _algorithm_used(monkeypatch, (1, 128, 1, 1), (128, 128, 3, 3), padding=1) == "im2col"  # < one tile
     assert _algorithm_used(monkeypatch, (1, 3, 32, 32), (16, 3, 3, 3), padding=1) == "im2col"  # few channels
     assert _algorithm_used(monkeypatch, (1, 16, 32, 32), (16, 16, 5, 5), padding=2) == "im2col"  # not 3x3
 

@@ -67,8 +67,8 @@ def set_conv_algorithm(name):
     - ``'winograd'``: Winograd F(2x2, 3x3) (see ``minidl.ops.winograd``) for every layer it
       applies to (3x3 kernel, stride 1, no dilation or groups, padding <= 2), im2col for the rest;
     - ``'auto'`` (the default): Winograd where it applies and measured faster: with the Numba
-      kernels, at least 16 channels in and out, and either at least 128 channels or an output of
-      at least 32x32 (see `algorithm_for`); im2col elsewhere.
+      kernels, at least 16 channels in and out, an output of at least 2x2, and either at least
+      128 channels or an output of at least 32x32 (see `algorithm_for`); im2col elsewhere.
 
     The choice covers the forward pass and both gradients. Winograd's results agree with
     im2col's to rounding, not bit for bit.
@@ -330,13 +330,15 @@ def algorithm_for(kernel, stride, padding, dilation, groups, channels, out_size)
     if _algorithm == "winograd":
         return "winograd"
     # Measured forward + backward on 2 cores, both algorithms interleaved (Winograd / im2col
-    # time): 0.8-0.9 for VGG's 64 channels at 56x56, 0.75-0.9 for 256 at 14x14 and 16 at 32x32,
-    # about 1 for 128 at 4x4, but 1.25-1.5 for 32 at 16x16 and 64 at 8x8: Winograd's 16 GEMMs
-    # have only C as their inner dimension (im2col's one has 9C), which pays off with many
-    # output tiles or many channels. The NumPy reference's transforms are 10-30x slower than
+    # time): 0.8-0.9 for VGG's 64 channels at 56x56, 0.7-0.9 for 256 at 14x14, 256 at 2x2 and
+    # 16 at 32x32, about 1 for 128 at 4x4, but 1.1-1.5 for 32 at 16x16 and 64 at 8x8, and 2 for
+    # 512 at 1x1: Winograd's 16 GEMMs have only C as their inner dimension (im2col's one has 9C),
+    # which pays off with many output tiles or many channels, and an output smaller than one 2x2
+    # tile wastes most of its work. The NumPy reference's transforms are 10-30x slower than
     # Numba's, which leaves im2col ahead there.
     many = min(channels) >= 128 or out_size[0] * out_size[1] >= 1024
-    return "winograd" if backend.get_kernels() == "numba" and min(channels) >= 16 and many else "im2col"
+    fits = min(channels) >= 16 and min(out_size) >= 2
+    return "winograd" if backend.get_kernels() == "numba" and fits and many else "im2col"
 
 
 def _check_args(x, weight, bias, stride, padding, dilation, groups):
