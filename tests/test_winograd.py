@@ -153,3 +153,23 @@ def test_unknown_algorithm_is_named():
     with pytest.raises(ValueError, match=r"set_conv_algorithm: expected one of 'auto', 'im2col', 'winograd'; "
                                          r"got 'fft'"):
         conv.set_conv_algorithm("fft")
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-10), (np.float32, 1e-5)])
+@pytest.mark.parametrize("padding", [0, 1, 2])
+def test_winograd_matches_pytorch(algorithm, torch, padding, dtype, tol):
+    # 16 channels of unit-variance data: the float32 transforms' rounding stays within 1e-5 of
+    # the largest value, as for im2col.
+    algorithm("winograd")
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 16, 9, 10)).astype(dtype)
+    w = (rng.standard_normal((16, 16, 3, 3)) / 12).astype(dtype)
+    oh, ow = 9 + 2 * padding - 2, 10 + 2 * padding - 2
+    gy = rng.standard_normal((2, 16, oh, ow)).astype(dtype)
+    ours = _conv_and_grads(x, w, (padding, padding), gy)
+    tx, tw = (torch.tensor(a, requires_grad=True) for a in (x, w))
+    ty = torch.nn.functional.conv2d(tx, tw, padding=padding)
+    ty.backward(torch.tensor(gy))
+    for a, e in zip(ours, (ty.detach().numpy(), tx.grad.numpy(), tw.grad.numpy())):
+        np.testing.assert_allclose(a, e, rtol=tol, atol=tol * np.abs(e).max())
