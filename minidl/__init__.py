@@ -9,10 +9,12 @@
 import os
 
 # Before NumPy loads OpenBLAS, which reads this once: after each GEMM, OpenBLAS's worker threads
-# spin for 2**28 cycles (about 0.1 s) by default, on the very cores that the Numba kernels run
-# on next, so every kernel between two GEMMs ran against two spinning threads (LeNet-5 trained
-# 5x slower on 2 cores). 2**4 cycles puts them to sleep at once. It takes effect only where minidl
-# is imported before NumPy (the `minidl` command, the benchmarks); the environment overrides it.
+# spin for 2**28 cycles (about 0.1 s) by default, competing with any other thread pool on the
+# cores: the Numba kernels' that run between two GEMMs, PyTorch's where it is loaded too. With
+# PyTorch in the process (benchmarks/bench_train.py, 2 cores) minidl trained LeNet-5 at 1,300-
+# 1,500 img/s with the default and 3,000-3,250 with 2**4 cycles; `minidl train` alone showed no
+# difference beyond run-to-run noise. It takes effect only where minidl is imported before NumPy
+# (the `minidl` command, the benchmarks); the environment overrides it.
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 import numpy as np  # noqa: E402
