@@ -173,3 +173,23 @@ def test_winograd_matches_pytorch(algorithm, torch, padding, dtype, tol):
     ty.backward(torch.tensor(gy))
     for a, e in zip(ours, (ty.detach().numpy(), tx.grad.numpy(), tw.grad.numpy())):
         np.testing.assert_allclose(a, e, rtol=tol, atol=tol * np.abs(e).max())
+
+
+@pytest.mark.parametrize("x_dtype, w_dtype", [(np.float32, np.float64), (np.float64, np.float32)])
+def test_mixed_dtypes_promote_as_im2col_does_chunked_or_not(algorithm, x_dtype, w_dtype):
+    rng = np.random.default_rng(6)
+    x, w = rng.standard_normal((3, 2, 5, 5)).astype(x_dtype), rng.standard_normal((3, 2, 3, 3)).astype(w_dtype)
+    gy = rng.standard_normal((3, 3, 5, 5))
+    algorithm("im2col")
+    expected = _conv_and_grads(x, w, 1, gy)
+    algorithm("winograd")
+    old = conv.get_workspace_limit()
+    for limit in (old, 1):
+        conv.set_workspace_limit(limit)
+        try:
+            got = _conv_and_grads(x, w, 1, gy)
+        finally:
+            conv.set_workspace_limit(old)
+        for a, e in zip(got, expected):
+            assert a.dtype == e.dtype
+            np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-5 * np.abs(e).max())

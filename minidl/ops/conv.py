@@ -204,7 +204,8 @@ class Conv2d(_Conv):
         oh, ow = self._output_size(x.shape[2:], (kh, kw))
         if self._winograd((kh, kw), (cg, oc), (oh, ow)):
             u = winograd.weight_transform(w)
-            return _chunked(xp, (n, oc, oh, ow), u.dtype, (cg + oc) * 16 * winograd.tiles((oh, ow)),
+            dtype = xp.result_type(x.dtype, w.dtype)
+            return _chunked(xp, (n, oc, oh, ow), dtype, (cg + oc) * 16 * winograd.tiles((oh, ow)),
                             lambda s: winograd.conv(x[s], u, self.padding, (x[s].shape[0], oc, oh, ow)))
         w2 = w.reshape(g, oc // g, cg * kh * kw)
         y = xp.empty((n, g, oc // g, oh * ow), dtype=xp.result_type(x.dtype, w.dtype))
