@@ -1,10 +1,12 @@
 """The documentation site builds with ``mkdocs build --strict``, and every ```python block in docs/
-runs, so the pages cannot drift from the code.
+runs and prints what the page shows after it, so the pages cannot drift from the code.
 
 Each page's python blocks run in order, in one namespace, in a fresh subprocess whose working
 directory is an empty temporary folder, with matplotlib's Agg backend. A failure names the page, the
 line of the failing block in the .md file and the traceback (whose line numbers are the .md file's).
-``pycon``, ``bash``, ``text`` and other blocks are not run.
+``pycon``, ``bash``, ``text`` and other blocks are not run. A ```text block that directly follows
+a python block (blank lines only between) is what that block must print, to the character but for
+trailing whitespace; output that varies from run to run (timings) goes after some prose instead.
 """
 import json
 import os
@@ -60,32 +62,57 @@ def extract_code_blocks(markdown, languages=RUN_AS_PYTHON):
     return blocks
 
 
-# Runs in the subprocess: reads the page path and its blocks (JSON on stdin) and executes them in
-# one namespace. Each block is compiled under the .md file's path, padded so that its line numbers
-# are the file's: a traceback then points at, and shows, the failing line of the page.
+def expected_outputs(markdown, blocks):
+    """For each python block (as ``extract_code_blocks`` returns them), the text of a ```text
+    block that follows it with only blank lines between, else None: what the page says the block
+    prints. A printed result meant only as an illustration goes after some prose instead."""
+    lines = markdown.splitlines()
+    texts = dict(extract_code_blocks(markdown, {"text"}))
+    expected = []
+    for line, _ in blocks:
+        end = line - 1  # the first code line's index; find the closing fence
+        while not _OPENING_FENCE.match(lines[end]):
+            end += 1
+        nxt = end + 1
+        while nxt < len(lines) and not lines[nxt].strip():
+            nxt += 1
+        expected.append(texts.get(nxt + 2))  # a text block's first code line is its fence's + 1
+    return expected
+
+
+# Runs in the subprocess: reads the page path and its blocks (JSON on stdin), executes them in
+# one namespace and writes what each printed, as JSON, to stdout. Each block is compiled under
+# the .md file's path, padded so that its line numbers are the file's: a traceback then points
+# at, and shows, the failing line of the page.
 _RUNNER = r"""
-import json, sys, traceback
+import contextlib, io, json, sys, traceback
 page, path, blocks = json.load(sys.stdin)
 namespace = {"__name__": "__main__"}
+printed = []
 for line, code in blocks:
     print(f"[test_docs] running the python block at {page}:{line}", file=sys.stderr, flush=True)
+    out = io.StringIO()
     try:
-        exec(compile("\n" * (line - 1) + code, path, "exec"), namespace)
+        with contextlib.redirect_stdout(out):
+            exec(compile("\n" * (line - 1) + code, path, "exec"), namespace)
     except BaseException:
-        sys.stdout.flush()
+        print(out.getvalue(), end="", file=sys.stderr)
         print(f"{page}: the python block at line {line} failed:", file=sys.stderr)
         error, value, tb = sys.exc_info()
         traceback.print_exception(error, value, tb.tb_next)  # from the page's frame on
         sys.exit(1)
-    sys.stdout.flush()
+    printed.append(out.getvalue())
+print(json.dumps(printed))
 """
 
 
 def run_page(page, tmp_path):
     """Run the python blocks of ``page`` (a path relative to the repository root); fail the test
-    with the page, the block's line and the traceback if one raises or the page takes too long."""
+    with the page, the block's line and the traceback if one raises or the page takes too long,
+    and with both texts where a block prints something else than the ```text block after it."""
     path = ROOT / page
-    blocks = extract_code_blocks(path.read_text(encoding="utf-8"))
+    markdown = path.read_text(encoding="utf-8")
+    blocks = extract_code_blocks(markdown)
     if not blocks:
         return
     env = dict(os.environ, MPLBACKEND="Agg", MINIDL_DATA=str(tmp_path / "minidl-data"),
@@ -105,6 +132,11 @@ def run_page(page, tmp_path):
     if done.returncode != 0:
         stderr = "\n".join(ln for ln in done.stderr.splitlines() if not ln.startswith("[test_docs] running"))
         pytest.fail(f"{stderr}\n--- stdout ---\n{done.stdout[-4000:]}", pytrace=False)
+    printed = json.loads(done.stdout.splitlines()[-1])
+    for (line, _), expected, got in zip(blocks, expected_outputs(markdown, blocks), printed):
+        if expected is not None and got.rstrip() != expected.rstrip():
+            pytest.fail(f"{page}: the python block at line {line} printed\n{got.rstrip()}\n--- but the page shows "
+                        f"---\n{expected.rstrip()}", pytrace=False)
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -142,6 +174,18 @@ def test_extract_code_blocks():
     ])
     assert extract_code_blocks(sample) == [(3, "x = 1\n"), (19, "y = x + 1\n\nassert y == 2\n")]
     assert extract_code_blocks(sample, {"bash"}) == [(6, "pip install minidl\n")]
+    # only the second python block is followed directly by a text block
+    assert expected_outputs(sample, extract_code_blocks(sample)) == [None, "2\n"]
+
+
+def test_a_block_must_print_the_text_shown_after_it(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("# Out\n\n```python\nprint(1 + 1)\n```\n\n```text\n2\n```\n\n"
+                    "```python\nprint('drifted')\n```\n```text\nas written\n```\n")
+    with pytest.raises(pytest.fail.Exception) as failure:
+        run_page(page, tmp_path)
+    message = str(failure.value)
+    assert f"{page}: the python block at line 12 printed\ndrifted\n--- but the page shows ---\nas written" in message
 
 
 def test_failing_block_names_page_and_line(tmp_path):

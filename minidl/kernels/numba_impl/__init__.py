@@ -18,7 +18,8 @@ Threads: Numba reads ``NUMBA_NUM_THREADS`` itself (default: every core). When on
 kernels (Numba's setting is per thread; minidl runs every op on the calling thread).
 The kernels never run at the same time as BLAS: an op's GEMM returns before the next op's
 kernel starts, so Numba's threads and BLAS's take turns on the cores instead of
-oversubscribing them. For the same reason Numba's OpenMP threads wait passively (they
+oversubscribing them, provided that BLAS's idle threads do not spin (minidl/__init__.py sets
+OpenBLAS's thread timeout for that). For the same reason Numba's OpenMP threads wait passively (they
 sleep) between kernels unless ``OMP_WAIT_POLICY`` says otherwise: by default they spin for
 a while after each kernel, on the cores the next GEMM wants, and on a busy machine a
 spinning or descheduled worker made a small kernel take ~16 ms instead of ~40 us.
