@@ -25,6 +25,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import machine_header, median_time, try_import_torch, write_json  # noqa: E402
 
+from minidl.kernels import conv_output_size  # noqa: E402
 from minidl.ops import conv, winograd  # noqa: E402
 from minidl.ops.conv import conv2d  # noqa: E402
 
@@ -65,10 +66,14 @@ def conv_algorithm(name):
         conv.set_conv_algorithm(old)
 
 
+def output_size(shape, k, stride, pad):
+    return tuple(conv_output_size(size, k, stride, pad) for size in shape[2:])
+
+
 def forward_macs(shape, oc, k, stride, pad):
-    n, c, h, w = shape
-    out = [(size + 2 * pad - k) // stride + 1 for size in (h, w)]
-    return n * oc * out[0] * out[1] * c * k * k
+    n, c = shape[:2]
+    oh, ow = output_size(shape, k, stride, pad)
+    return n * oc * oh * ow * c * k * k
 
 
 def measure_minidl(x_np, w_np, b_np, stride, pad, repeat):
@@ -154,8 +159,8 @@ CONFIGS = [("numpy", "numpy", "im2col"), ("im2col", "numba", "im2col"), ("winogr
 
 def auto_choice(shape, oc, k, stride, pad):
     """The CONFIGS label that minidl's default ('auto') runs for a layer."""
-    out = tuple((size + 2 * pad - k) // stride + 1 for size in shape[2:])
-    return conv.algorithm_for((k, k), (stride, stride), (pad, pad), (1, 1), 1, (shape[1], oc), out)
+    return conv.algorithm_for((k, k), (stride, stride), (pad, pad), (1, 1), 1, (shape[1], oc),
+                              output_size(shape, k, stride, pad))
 
 
 def geomean(values):
