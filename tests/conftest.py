@@ -3,6 +3,7 @@ import pytest
 
 import minidl as mdl
 from minidl import backend
+from minidl.ops import conv
 
 
 def ops_in_graph(outputs):
@@ -49,3 +50,12 @@ def kernel_set(request):
         pytest.importorskip("numba")
     with backend.use_kernels(request.param):
         yield request.param
+
+
+@pytest.fixture
+def workspace_limit():
+    """Set the convolution workspace limit inside a test (minidl.ops.conv.set_workspace_limit);
+    the old one comes back afterwards."""
+    old = conv.get_workspace_limit()
+    yield conv.set_workspace_limit
+    conv.set_workspace_limit(old)

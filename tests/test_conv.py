@@ -224,15 +224,7 @@ def test_conv2d_matches_pytorch(n, c, h, w, oc, kernel, stride, padding, dilatio
         _assert_close(a.grad.numpy(), b.grad.numpy())
 
 
-# --- bounded workspace -----------------------------------------------------------------------
-@pytest.fixture
-def workspace_limit():
-    """Set the limit inside a test; the old one comes back afterwards."""
-    old = conv.get_workspace_limit()
-    yield conv.set_workspace_limit
-    conv.set_workspace_limit(old)
-
-
+# --- bounded workspace (tests/conftest.py::workspace_limit sets the limit) ---------------------
 def _run(x, w, b, create_graph=False):
     """Output and all gradients (and, with create_graph, a second derivative) as arrays."""
     xs = [mdl.tensor(a, requires_grad=True) for a in (x, w, b)]

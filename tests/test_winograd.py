@@ -135,17 +135,13 @@ def test_winograd_is_used_only_where_it_applies(algorithm, monkeypatch, settings
     assert _algorithm_used(monkeypatch, (1, 16, 9, 9), (16, 16, 3, 3)) == "im2col"
 
 
-def test_chunked_winograd_equals_unchunked(algorithm):
+def test_chunked_winograd_equals_unchunked(algorithm, workspace_limit):
     algorithm("winograd")
     rng = np.random.default_rng(4)
     x, w, gy = rng.standard_normal((5, 3, 6, 7)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal((5, 4, 6, 7))
     whole = _conv_and_grads(x, w, 1, gy)
-    old = conv.set_workspace_limit(1)
-    try:
-        chunked = _conv_and_grads(x, w, 1, gy)
-    finally:
-        conv.set_workspace_limit(old)
-    for a, e in zip(chunked, whole):
+    workspace_limit(1)
+    for a, e in zip(_conv_and_grads(x, w, 1, gy), whole):
         np.testing.assert_allclose(a, e, rtol=1e-13, atol=1e-13)
 
 
@@ -176,20 +172,15 @@ def test_winograd_matches_pytorch(algorithm, torch, padding, dtype, tol):
 
 
 @pytest.mark.parametrize("x_dtype, w_dtype", [(np.float32, np.float64), (np.float64, np.float32)])
-def test_mixed_dtypes_promote_as_im2col_does_chunked_or_not(algorithm, x_dtype, w_dtype):
+def test_mixed_dtypes_promote_as_im2col_does_chunked_or_not(algorithm, workspace_limit, x_dtype, w_dtype):
     rng = np.random.default_rng(6)
     x, w = rng.standard_normal((3, 2, 5, 5)).astype(x_dtype), rng.standard_normal((3, 2, 3, 3)).astype(w_dtype)
     gy = rng.standard_normal((3, 3, 5, 5))
     algorithm("im2col")
     expected = _conv_and_grads(x, w, 1, gy)
     algorithm("winograd")
-    old = conv.get_workspace_limit()
-    for limit in (old, 1):
-        conv.set_workspace_limit(limit)
-        try:
-            got = _conv_and_grads(x, w, 1, gy)
-        finally:
-            conv.set_workspace_limit(old)
-        for a, e in zip(got, expected):
+    for limit in (conv.get_workspace_limit(), 1):
+        workspace_limit(limit)
+        for a, e in zip(_conv_and_grads(x, w, 1, gy), expected):
             assert a.dtype == e.dtype
             np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-5 * np.abs(e).max())
