@@ -15,6 +15,6 @@ setup(
         "dev": ["pytest>=7", "hypothesis>=6"],
         "docs": ["mkdocs>=1.6,<2", "mkdocstrings[python]>=0.26", "pymdown-extensions>=10"],
     },
-    entry_points={"console_scripts": ["minidl = minidl.cli:main"]},
+    entry_points={"console_scripts": ["minidl = minidl.cli:run"]},
     license="MIT",
 )

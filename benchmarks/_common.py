@@ -1,4 +1,5 @@
-"""What every benchmark shares: timing by median of repeats, and a header naming the machine."""
+"""What every benchmark shares: the process's thread settings, timing by median of repeats, and
+a header naming the machine. Every benchmark imports this module first, before NumPy."""
 import json
 import os
 import platform
@@ -6,7 +7,19 @@ import statistics
 import sys
 import time
 
-import numpy as np
+# A benchmark is a process of its own, so it sets its threads as the `minidl` command does
+# (minidl.cli.configure_process), plus OpenBLAS's thread timeout, which OpenBLAS reads once when
+# NumPy loads it: by default its worker threads spin for 2**28 cycles (about 0.1 s) after each
+# GEMM, competing with any other thread pool on the cores (the Numba kernels' between two GEMMs,
+# PyTorch's where it is loaded too). With PyTorch in the same process (bench_train.py, 2 cores)
+# minidl trained LeNet-5 at 1,300-1,500 img/s with the default and 3,000-3,250 with 2**4 cycles.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
+import numpy as np  # noqa: E402
+
+from minidl.cli import configure_process  # noqa: E402
+
+configure_process()
 
 
 def median_time(fn, repeat=7, number=None, min_time=0.2):
@@ -51,7 +64,7 @@ def machine_header():
         f"machine: {platform.machine()} {platform.processor() or ''} {os.cpu_count()} logical CPUs, "
         f"{platform.system()} {platform.release()}",
         f"python {platform.python_version()}, numpy {np.__version__}, minidl {minidl.__version__}, "
-        f"minidl kernels: {minidl.get_kernels()}",
+        f"minidl kernels: {minidl.config.kernels}",
     ]
     try:
         cfg = np.show_config(mode="dicts")
@@ -86,7 +99,7 @@ def select_kernels(args):
     import minidl
 
     if args.kernels:
-        minidl.set_kernels(args.kernels)
+        minidl.config.kernels = args.kernels
 
 
 def write_json(path, payload):

@@ -13,20 +13,20 @@ GEMM rate and the Numba first-call (compile or cache load) time are printed for 
     python benchmarks/bench_conv.py [--quick] [--repeat 5] [--json out.json]
 """
 import argparse
-import contextlib
 import os
 import statistics
 import sys
 import time
 
-import minidl as mdl  # before NumPy, so that it sets OpenBLAS's thread timeout (minidl/__init__.py)
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# _common first, before NumPy loads: it sets this process's threads
 from _common import machine_header, median_time, try_import_torch, write_json  # noqa: E402
+import numpy as np  # noqa: E402
 
+import minidl as mdl  # noqa: E402
 from minidl.kernels import conv_output_size  # noqa: E402
-from minidl.ops import conv, winograd  # noqa: E402
+from minidl.kernels import winograd  # noqa: E402
+from minidl.ops import conv  # noqa: E402
 from minidl.ops.conv import conv2d  # noqa: E402
 
 # name, input (N, C, H, W), out channels, kernel, stride, padding
@@ -50,20 +50,11 @@ def compile_seconds():
     x = np.ones((1, 16, 6, 6), np.float32)
     w = np.ones((16, 16, 3, 3), np.float32)
     t0 = time.perf_counter()
-    with mdl.use_kernels("numba"):
+    with mdl.using_config("kernels", "numba"):
         for algorithm in ("im2col", "winograd"):
-            with conv_algorithm(algorithm):
+            with mdl.using_config("conv_algorithm", algorithm):
                 _minidl_step(x, w, np.ones(16, np.float32), 1, 1)()
     return time.perf_counter() - t0
-
-
-@contextlib.contextmanager
-def conv_algorithm(name):
-    old = conv.set_conv_algorithm(name)
-    try:
-        yield
-    finally:
-        conv.set_conv_algorithm(old)
 
 
 def output_size(shape, k, stride, pad):
@@ -192,10 +183,10 @@ def main(argv=None):
             if algorithm == "winograd" and not winograd.applies((k, k), (s, s), (pad, pad), (1, 1), 1):
                 times[label] = (None, None)
                 continue
-            with mdl.use_kernels(kernel_set), conv_algorithm(algorithm):
+            with mdl.using_config("kernels", kernel_set), mdl.using_config("conv_algorithm", algorithm):
                 times[label] = measure_minidl(*inputs, s, pad, args.repeat)
         ours.append(times)
-        with mdl.use_kernels("numba"), conv_algorithm("auto"):
+        with mdl.using_config("kernels", "numba"), mdl.using_config("conv_algorithm", "auto"):
             shares.append(gemm_share(*inputs, s, pad, args.repeat))
     theirs = [(None, None)] * len(suite)
     if torch is not None:

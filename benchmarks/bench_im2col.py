@@ -31,11 +31,11 @@ import os
 import sys
 import time
 
-import minidl  # noqa: F401  (before NumPy, so that it sets OpenBLAS's thread timeout: minidl/__init__.py)
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# _common first, before NumPy loads: it sets this process's threads
 from _common import machine_header, median_time, write_json  # noqa: E402
+import numpy as np  # noqa: E402
+
 from bench_conv import SUITE  # noqa: E402
 
 from minidl.kernels import conv_output_size  # noqa: E402

@@ -15,11 +15,11 @@ import subprocess
 import sys
 import time
 
-import minidl  # noqa: F401  (before NumPy, so that it sets OpenBLAS's thread timeout: minidl/__init__.py)
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# _common first, before NumPy loads: it sets this process's threads
 from _common import machine_header, try_import_torch, write_json  # noqa: E402
+import numpy as np  # noqa: E402
+
 
 CASES = {  # name: (batch, input shape, classes)
     "lenet5": (64, (1, 32, 32), 10),

@@ -9,11 +9,13 @@ import argparse
 import os
 import sys
 
-import minidl as mdl  # before NumPy, so that it sets OpenBLAS's thread timeout (minidl/__init__.py)
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# _common first, before NumPy loads: it sets this process's threads
 from _common import machine_header, median_time, try_import_torch, write_json  # noqa: E402
+import numpy as np  # noqa: E402
+
+import minidl as mdl  # noqa: E402
+
 
 
 

@@ -11,11 +11,13 @@ import statistics
 import sys
 import time
 
-import minidl as mdl  # before NumPy, so that it sets OpenBLAS's thread timeout (minidl/__init__.py)
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# _common first, before NumPy loads: it sets this process's threads
 from _common import add_kernels_option, machine_header, select_kernels, try_import_torch, write_json  # noqa: E402
+import numpy as np  # noqa: E402
+
+import minidl as mdl  # noqa: E402
+
 
 import minidl.nn.functional as F  # noqa: E402
 from minidl_models import lenet5  # noqa: E402
@@ -90,7 +92,7 @@ def main(argv=None):
         ratio = f"{ours / ref:13.2f}" if ref else f"{'-':>13}"
         ref_s = f"{ref:12.0f}" if ref else f"{'-':>12}"
         print(f"{bs:6d} {ours:13.0f} {ref_s} {ratio}")
-    write_json(args.json, {"kernels": mdl.get_kernels(), "rows": rows})
+    write_json(args.json, {"kernels": mdl.config.kernels, "rows": rows})
 
 
 if __name__ == "__main__":

@@ -6,27 +6,18 @@
     y.backward()
     x.grad            # 2 * x
 """
-import os
+import numpy as np
 
-# Before NumPy loads OpenBLAS, which reads this once: after each GEMM, OpenBLAS's worker threads
-# spin for 2**28 cycles (about 0.1 s) by default, competing with any other thread pool on the
-# cores: the Numba kernels' that run between two GEMMs, PyTorch's where it is loaded too. With
-# PyTorch in the process (benchmarks/bench_train.py, 2 cores) minidl trained LeNet-5 at 1,300-
-# 1,500 img/s with the default and 3,000-3,250 with 2**4 cycles; `minidl train` alone showed no
-# difference beyond run-to-run noise. It takes effect only where minidl is imported before NumPy
-# (the `minidl` command, the benchmarks); the environment overrides it.
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
-
-import numpy as np  # noqa: E402
-
-from minidl.backend import DeviceError, get_array_module, get_kernels, manual_seed, set_kernels, use_kernels
+from minidl.backend import DeviceError, get_array_module
+from minidl.config import config, using_config
+from minidl.random import manual_seed
 from minidl.gradcheck import GradcheckError, gradcheck, gradgradcheck
 from minidl.ops import (abs, broadcast_to, cat, clip, concat, exp, flatten, log, log_softmax, matmul, maximum,
                         relu, reshape, sigmoid, softmax, sqrt, stack, tanh, transpose)
 from minidl.tensor import (AnomalyError, Function, Tensor, detect_anomaly, enable_grad, grad, is_grad_enabled,
                            no_grad, registered_ops, set_grad_enabled)
 from minidl.serialization import SerializationError, load, save
-from minidl import nn, optim  # noqa: E402  (they build on everything above)
+from minidl import nn, optim, random  # noqa: E402  (they build on everything above)
 
 __version__ = "0.1.0"
 
@@ -56,13 +47,9 @@ def ones(*shape, dtype=None, requires_grad=False):
 
 def randn(*shape, dtype=None, requires_grad=False):
     """Standard-normal samples from the framework's generator (see manual_seed)."""
-    from minidl import backend
-
-    return _filled(backend.rng().standard_normal, shape, dtype, requires_grad)
+    return _filled(random.rng().standard_normal, shape, dtype, requires_grad)
 
 
 def rand(*shape, dtype=None, requires_grad=False):
     """Uniform [0, 1) samples from the framework's generator (see manual_seed)."""
-    from minidl import backend
-
-    return _filled(backend.rng().random, shape, dtype, requires_grad)
+    return _filled(random.rng().random, shape, dtype, requires_grad)

@@ -1,4 +1,4 @@
-"""The one seam between NumPy and CuPy.
+"""The one seam between NumPy and CuPy: arrays and devices.
 
 Every other module asks this one for the array module (``xp``) of its data and
 works unchanged on ``numpy.ndarray`` or ``cupy.ndarray``. CuPy is imported
@@ -6,14 +6,9 @@ lazily, the first time a CUDA device is asked for: importing minidl never
 imports CuPy, so a broken CUDA install cannot break CPU users.
 
 Device strings follow PyTorch: ``'cpu'``, ``'cuda'`` (the current GPU) and
-``'cuda:N'``.
-
-It also chooses the CPU kernels behind ``minidl.kernels`` (`set_kernels`):
-the NumPy reference or the Numba ones, with Numba imported lazily like CuPy.
+``'cuda:N'``. Which kernels run on an array is chosen in ``minidl.kernels``;
+the random generators live in ``minidl.random``.
 """
-import contextlib
-import os
-
 import numpy as np
 
 _cupy = None
@@ -24,9 +19,14 @@ class DeviceError(RuntimeError):
     devices were mixed in one operation."""
 
 
-def _is_cupy_array(a):
-    # Checked by module name so that CuPy need not be imported to answer.
+def is_cupy_array(a):
+    """Whether ``a`` is a ``cupy.ndarray``, answered without importing CuPy (by module name)."""
     return type(a).__module__.startswith("cupy")
+
+
+def is_array(a):
+    """Whether ``a`` is an array minidl computes on: a ``numpy.ndarray`` or a ``cupy.ndarray``."""
+    return isinstance(a, np.ndarray) or is_cupy_array(a)
 
 
 def cupy():
@@ -71,7 +71,7 @@ def get_array_module(*xs):
     """
     for x in xs:
         a = getattr(x, "data", x)
-        if _is_cupy_array(a):
+        if is_cupy_array(a):
             return cupy()
     return np
 
@@ -96,7 +96,7 @@ def parse_device(device):
 
 def device_of(a):
     """The device string of an array: ``'cpu'`` or ``'cuda:N'``."""
-    if _is_cupy_array(a):
+    if is_cupy_array(a):
         return f"cuda:{a.device.id}"
     return "cpu"
 
@@ -105,7 +105,7 @@ def to_device(a, device):
     """Return ``a`` on ``device``, copying only when it is elsewhere."""
     kind, index = parse_device(device)
     if kind == "cpu":
-        return a.get() if _is_cupy_array(a) else a
+        return a.get() if is_cupy_array(a) else a
     cp = cupy()
     if index is None:
         index = cp.cuda.runtime.getDevice()
@@ -113,7 +113,7 @@ def to_device(a, device):
         raise DeviceError(
             f"device 'cuda:{index}' asked for, but only {cp.cuda.runtime.getDeviceCount()} GPU(s) are visible"
         )
-    if _is_cupy_array(a) and a.device.id == index:
+    if is_cupy_array(a) and a.device.id == index:
         return a
     with cp.cuda.Device(index):
         return cp.asarray(a)
@@ -121,7 +121,7 @@ def to_device(a, device):
 
 def as_numpy(a):
     """A host ``numpy.ndarray`` with the values of ``a``."""
-    return a.get() if _is_cupy_array(a) else np.asarray(a)
+    return a.get() if is_cupy_array(a) else np.asarray(a)
 
 
 def check_same_device(op_name, arrays):
@@ -138,124 +138,9 @@ def check_same_device(op_name, arrays):
 
 def scatter_add(target, index, values):
     """``target[index] += values``, accumulating where ``index`` repeats."""
-    if _is_cupy_array(target):
+    if is_cupy_array(target):
         import cupyx  # present whenever cupy is; only reached with CuPy arrays
 
         cupyx.scatter_add(target, index, values)
     else:
         np.add.at(target, index, values)
-
-
-# --- random numbers ---------------------------------------------------------
-
-_seed = None
-_numpy_rng = np.random.default_rng()
-_cupy_rng = None
-
-
-def manual_seed(seed):
-    """Seed every random source minidl uses (initialisers, dropout, shuffling)."""
-    global _seed, _numpy_rng, _cupy_rng
-    _seed = int(seed)
-    _numpy_rng = np.random.default_rng(_seed)
-    _cupy_rng = None  # re-created from _seed on next use
-
-
-def rng(xp=np):
-    """The framework's random generator for array module ``xp``."""
-    global _cupy_rng
-    if xp is np:
-        return _numpy_rng
-    if _cupy_rng is None:
-        _cupy_rng = xp.random.default_rng(_seed)
-    return _cupy_rng
-
-
-def get_rng_state():
-    """The state of the framework's NumPy generator, as plain JSON-able values (for checkpoints)."""
-    return {"seed": _seed, "bit_generator": _numpy_rng.bit_generator.state}
-
-
-def set_rng_state(state):
-    """Restore a state from `get_rng_state`, so a resumed run draws the same numbers."""
-    global _seed, _cupy_rng
-    _seed = state["seed"]
-    _numpy_rng.bit_generator.state = state["bit_generator"]
-    _cupy_rng = None
-
-
-# --- kernel implementations ---------------------------------------------------
-
-KERNEL_SETS = ("auto", "numpy", "numba")
-_kernels = None  # the resolved name ('numpy' or 'numba'); None until first asked for
-
-
-def _import_numba():
-    """The numba module, or ImportError naming the fix. Imported here, on first use, so that
-    importing minidl never pays Numba's import time nor breaks with a broken Numba install."""
-    try:
-        import numba
-    except ImportError as e:
-        raise ImportError(
-            f"kernels 'numba' asked for, but Numba cannot be imported ({e}). Install it with "
-            "`pip install numba`, or choose the NumPy kernels: set_kernels('numpy') or MINIDL_KERNELS=numpy."
-        ) from None
-    return numba
-
-
-def _resolve(name, source):
-    if name not in KERNEL_SETS:
-        raise ValueError(f"{source}: unknown kernel set {name!r}; expected one of {', '.join(KERNEL_SETS)}")
-    if name == "auto":
-        try:
-            _import_numba()
-        except ImportError:
-            return "numpy"
-        return "numba"
-    if name == "numba":
-        _import_numba()
-    return name
-
-
-def set_kernels(name):
-    """Choose the CPU kernels: ``'numba'`` (parallel, compiled), ``'numpy'`` (the reference) or
-    ``'auto'`` (Numba when it can be imported, else NumPy). The default comes from the
-    environment variable ``MINIDL_KERNELS``, else ``'auto'``. CuPy arrays are unaffected."""
-    global _kernels
-    _kernels = _resolve(name, "set_kernels")
-
-
-def get_kernels():
-    """The kernel set in use, resolved: ``'numpy'`` or ``'numba'``."""
-    global _kernels
-    if _kernels is None:
-        _kernels = _resolve(os.environ.get("MINIDL_KERNELS", "auto"), "MINIDL_KERNELS")
-    return _kernels
-
-
-@contextlib.contextmanager
-def use_kernels(name):
-    """``with use_kernels('numpy'): ...`` runs the block with that kernel set, then restores the previous one."""
-    old = get_kernels()
-    set_kernels(name)
-    try:
-        yield
-    finally:
-        set_kernels(old)
-
-
-def kernel_module(*arrays):
-    """The module of kernels (see ``minidl.kernels``) for NumPy ``arrays``.
-
-    The Numba kernels are compiled for float32 and float64 alone; any other mix of dtypes
-    (float16, or float32 next to float64) runs on the NumPy reference, which promotes like NumPy.
-    """
-    if get_kernels() == "numba":
-        dtypes = {a.dtype for a in arrays if a.dtype.kind == "f"}
-        if len(dtypes) == 1 and dtypes <= {np.dtype(np.float32), np.dtype(np.float64)}:
-            from minidl.kernels import numba_impl
-
-            return numba_impl
-    from minidl.kernels import numpy_impl
-
-    return numpy_impl

@@ -63,9 +63,10 @@ def _parser():
 def _train(args):
     import minidl as mdl
     from minidl.training import Run
+    from minidl_models import get_model
 
     if args.kernels:
-        mdl.set_kernels(args.kernels)
+        mdl.config.kernels = args.kernels
     if args.resume:
         state = mdl.load(args.resume)
         config = state["config"]
@@ -88,12 +89,13 @@ def _train(args):
                   "subset": args.subset, "data_root": args.data_root}
         out = args.out or os.path.join("runs", f"{args.model}-{args.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
     os.makedirs(out, exist_ok=True)
-    run = Run(config, out, progress=not args.quiet)
+    mdl.manual_seed(config["seed"])
+    run = Run(config, out, get_model(config["model"], **config["model_kwargs"]), progress=not args.quiet)
     if args.resume:
         run.restore(state)
         print(f"resumed from {args.resume} at epoch {run.epoch + 1}, step {run.step}")
     print(f"training {config['model']} on {config['dataset']} ({len(run.train_set)} train, "
-          f"{len(run.test_set)} test images) for {config['epochs']} epoch{'s' if config['epochs'] != 1 else ''} with {mdl.get_kernels()} kernels; "
+          f"{len(run.test_set)} test images) for {config['epochs']} epoch{'s' if config['epochs'] != 1 else ''} with {mdl.config.kernels} kernels; "
           f"writing {out}")
     started = time.perf_counter()
     history = run.fit()
@@ -112,7 +114,7 @@ def _eval(args):
     from minidl_models import get_model
 
     if args.kernels:
-        mdl.set_kernels(args.kernels)
+        mdl.config.kernels = args.kernels
     state = mdl.load(args.checkpoint)
     config = state["config"]
     model = get_model(config["model"], **config["model_kwargs"])
@@ -142,7 +144,40 @@ def _summary(args):
     return 0
 
 
+def configure_process():
+    """The thread settings of a process that the ``minidl`` command (or a benchmark) starts.
+
+    A library must not make them: importing minidl changes nothing in its host process. A process
+    that exists to train, though, owns its threads, and these measured faster for minidl:
+
+    - ``OMP_WAIT_POLICY=PASSIVE``: Numba's OpenMP threads sleep between kernels instead of
+      spinning, by default for a while after each one, on the cores the next GEMM wants. On a busy
+      2-core machine a spinning or descheduled worker made a small kernel take ~16 ms instead of
+      ~40 us. OpenMP reads it when Numba starts its threads, at the first kernel, so setting it
+      here, after minidl (and NumPy) are imported, still takes effect.
+    - ``NUMBA_NUM_THREADS`` from ``OMP_NUM_THREADS`` where only the latter is set, so the usual
+      way to limit a job's threads limits Numba's too (Numba reads it at its import, on the first
+      kernel).
+
+    Settings already in the environment are kept. Not here: OpenBLAS's thread timeout, which
+    OpenBLAS reads when NumPy loads it, before this can run; the benchmarks that need it set it
+    themselves (benchmarks/_common.py), and for ``minidl train`` alone it made no difference
+    beyond noise.
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    first = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()  # "4,2" sets nested levels
+    if "NUMBA_NUM_THREADS" not in os.environ and first.isdigit() and int(first) > 0:
+        os.environ["NUMBA_NUM_THREADS"] = str(min(int(first), os.cpu_count() or 1))
+
+
+def run():
+    """The ``minidl`` command's entry point: this process's thread settings, then `main`."""
+    configure_process()
+    sys.exit(main())
+
+
 def main(argv=None):
+    """Run the command line ``argv`` (default: ``sys.argv[1:]``) and return its exit status."""
     args = _parser().parse_args(argv)
     from minidl.backend import DeviceError
     from minidl.data.sources import DatasetNotFoundError
@@ -159,4 +194,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

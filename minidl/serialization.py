@@ -91,7 +91,7 @@ def _encode(obj, where, arrays, open_containers):
                 "requires_grad": obj.requires_grad}
     if isinstance(obj, np.generic):  # before float/str: np.float64 and np.str_ subclass them
         return {"type": "scalar", "array": _add_array(arrays, np.asarray(obj), where)}
-    if isinstance(obj, np.ndarray) or backend._is_cupy_array(obj):
+    if backend.is_array(obj):
         return {"type": "ndarray", "array": _add_array(arrays, backend.as_numpy(obj), where)}
     if obj is None or isinstance(obj, (bool, int, str)):
         return obj

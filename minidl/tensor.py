@@ -23,7 +23,6 @@ tensor holds its creator, so the graph has no reference cycles and is freed
 by reference counting as soon as the last output is dropped. ``backward``
 also drops each function's inputs as it passes (unless ``retain_graph``).
 """
-import contextlib
 import heapq
 import itertools
 import weakref
@@ -31,54 +30,48 @@ import weakref
 import numpy as np
 
 from minidl import backend
+from minidl.config import config, using_config
 
 
-# --- global modes -------------------------------------------------------------
+# --- modes ---------------------------------------------------------------------
 
-class _Mode:
-    grad_enabled = True
-    anomaly = False
+config.register("grad_enabled", True, per_thread=True, check=bool,
+                doc="Whether ops record the graph that backward() walks (no_grad() turns it off). Per thread, "
+                    "as in PyTorch: an optimizer step or an evaluation under no_grad() in one thread must not "
+                    "stop another thread's training from recording its graph.")
+config.register("anomaly", False, per_thread=True, check=bool,
+                doc="Whether every op checks its outputs and gradients for NaN and inf (detect_anomaly()). Per "
+                    "thread, like grad_enabled: it is a way of running the code on the thread that asks for it.")
+_local = config.local  # the per-thread values, read directly on every op call
 
 
 def is_grad_enabled():
-    return _Mode.grad_enabled
+    return _local.grad_enabled
 
 
-@contextlib.contextmanager
 def set_grad_enabled(enabled):
-    """Context in which graph recording is on or off."""
-    old = _Mode.grad_enabled
-    _Mode.grad_enabled = bool(enabled)
-    try:
-        yield
-    finally:
-        _Mode.grad_enabled = old
+    """Context in which graph recording is on or off (``using_config('grad_enabled', enabled)``)."""
+    return using_config("grad_enabled", enabled)
 
 
 def no_grad():
     """Context in which operations build no graph (inference, optimizer steps)."""
-    return set_grad_enabled(False)
+    return using_config("grad_enabled", False)
 
 
 def enable_grad():
-    return set_grad_enabled(True)
+    return using_config("grad_enabled", True)
 
 
 class AnomalyError(FloatingPointError):
     """Raised inside ``detect_anomaly()`` by the first op that makes NaN or inf."""
 
 
-@contextlib.contextmanager
 def detect_anomaly():
     """Context in which the first operation (forward or backward) that produces
     NaN or inf raises `AnomalyError` naming the op. Costs one
     ``isfinite`` pass per op output, so it is for debugging, not training."""
-    old = _Mode.anomaly
-    _Mode.anomaly = True
-    try:
-        yield
-    finally:
-        _Mode.anomaly = old
+    return using_config("anomaly", True)
 
 
 def _check_finite(fn, arrays, where):
@@ -102,7 +95,7 @@ def _to_array(data, dtype=None):
     lists of them) become float32, as in PyTorch."""
     if isinstance(data, Tensor):
         data = data.data
-    if isinstance(data, np.ndarray) or backend._is_cupy_array(data):
+    if backend.is_array(data):
         return data if dtype is None else data.astype(dtype, copy=False)
     if isinstance(data, np.generic):
         return np.asarray(data, dtype=dtype)
@@ -509,9 +502,9 @@ class Function:
             ys = (ys,)
         xp = backend.get_array_module(xs[0]) if xs else np
         outputs = [Tensor._wrap(y if isinstance(y, xp.ndarray) else xp.asarray(y)) for y in ys]
-        if _Mode.anomaly:
+        if _local.anomaly:
             _check_finite(self, [o.data for o in outputs], "forward output")
-        if _Mode.grad_enabled and any(x._requires_grad for x in inputs):
+        if _local.grad_enabled and any(x._requires_grad for x in inputs):
             self.generation = max(x.generation for x in inputs)
             self.inputs = inputs
             self._outputs = [weakref.ref(o) for o in outputs]
@@ -601,7 +594,7 @@ def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False, 
                 xp = backend.get_array_module(f.inputs[0].data)
                 gys = [g if g is not None else Tensor._wrap(xp.zeros(shape, dtype))
                        for g, (shape, dtype) in zip(gys, f._output_specs)]
-            if _Mode.anomaly:
+            if _local.anomaly:
                 try:
                     gxs = f.backward(*gys)
                 except AnomalyError as e:
@@ -621,7 +614,7 @@ def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False, 
                         f"{i}; expected a Tensor computed with Tensor ops (so that it can be differentiated "
                         "again), or None"
                     )
-            if _Mode.anomaly:
+            if _local.anomaly:
                 _check_finite(f, [None if g is None else g.data for g in gxs], "backward gradient for input")
             for x, gx in zip(f.inputs, gxs):
                 if gx is None or not x._requires_grad:

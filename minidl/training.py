@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 import minidl as mdl
-from minidl import backend
+from minidl import backend, random
 from minidl.data import DataLoader, datasets, transforms as T
 from minidl.serialization import atomic_open
 
@@ -98,14 +98,15 @@ def evaluate(model, loader, device="cpu", num_classes=10):
 
 
 class Run:
-    """One training run: the model, optimizer, data and the files it writes."""
+    """One training run: the model, optimizer, data and the files it writes.
 
-    def __init__(self, config, out, progress=True):
-        from minidl_models import get_model
+    ``model`` is any Module with an ``input_shape`` attribute (the ``minidl`` command builds it by
+    name from ``minidl_models``, right after ``mdl.manual_seed(config["seed"])``, so that its
+    initial weights, and every random draw of the run after them, repeat)."""
 
+    def __init__(self, config, out, model, progress=True):
         self.config, self.out, self.progress = config, out, progress
-        mdl.manual_seed(config["seed"])
-        self.model = get_model(config["model"], **config["model_kwargs"])
+        self.model = model
         self.train_set, self.test_set = load_datasets(config["dataset"], config.get("data_root"),
                                                       config.get("subset"), self.model.input_shape[1:],
                                                       config.get("augment", 0))
@@ -126,7 +127,7 @@ class Run:
         return {"config": self.config, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict() if self.scheduler else None,
                 "epoch": self.epoch, "step": self.step, "sums": list(self.sums), "history": self.history,
-                "rng": json.dumps(backend.get_rng_state())}
+                "rng": json.dumps(random.get_rng_state())}
 
     def save_checkpoint(self, name):
         path = os.path.join(self.out, "checkpoints", name)
@@ -141,7 +142,7 @@ class Run:
             self.scheduler.load_state_dict(state["scheduler"])
         self.epoch, self.step, self.sums = int(state["epoch"]), int(state["step"]), list(state["sums"])
         self.history = list(state["history"])
-        backend.set_rng_state(json.loads(state["rng"]))
+        random.set_rng_state(json.loads(state["rng"]))
 
     # --- training ------------------------------------------------------------------------
     def fit(self):

@@ -1,9 +1,9 @@
+import contextlib
+
 import numpy as np
 import pytest
 
 import minidl as mdl
-from minidl import backend
-from minidl.ops import conv
 
 
 def ops_in_graph(outputs):
@@ -43,19 +43,18 @@ def rng():
 
 @pytest.fixture(params=["numpy", "numba"])
 def kernel_set(request):
-    """Runs a test once per kernel implementation (see minidl.backend.set_kernels), restoring the
+    """Runs a test once per kernel implementation (the ``kernels`` setting), restoring the
     previous choice afterwards; the Numba run is skipped where Numba cannot be imported.
     A module applies it to all of its tests with ``pytestmark = pytest.mark.usefixtures("kernel_set")``."""
     if request.param == "numba":
         pytest.importorskip("numba")
-    with backend.use_kernels(request.param):
+    with mdl.using_config("kernels", request.param):
         yield request.param
 
 
 @pytest.fixture
-def workspace_limit():
-    """Set the convolution workspace limit inside a test (minidl.ops.conv.set_workspace_limit);
-    the old one comes back afterwards."""
-    old = conv.get_workspace_limit()
-    yield conv.set_workspace_limit
-    conv.set_workspace_limit(old)
+def setting():
+    """``setting(name, value)`` changes a minidl setting (``mdl.config``) inside a test, as often as
+    the test likes; every setting it changed comes back afterwards."""
+    with contextlib.ExitStack() as stack:
+        yield lambda name, value: stack.enter_context(mdl.using_config(name, value))

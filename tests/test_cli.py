@@ -180,9 +180,9 @@ def test_aux_heads_are_trained_with_the_models_criterion(tmp_path, monkeypatch):
 
 
 def test_kernels_option_chooses_the_cpu_kernels(tmp_path, capsys):
-    with mdl.use_kernels(mdl.get_kernels()):  # restore whatever was set before
+    with mdl.using_config("kernels", mdl.config.kernels):  # restore whatever was set before
         assert train(tmp_path, "--epochs", "1", "--kernels", "numpy") == 0
-        assert "with numpy kernels" in capsys.readouterr().out and mdl.get_kernels() == "numpy"
+        assert "with numpy kernels" in capsys.readouterr().out and mdl.config.kernels == "numpy"
 
 
 def test_summary_prints_the_table(capsys):

@@ -141,18 +141,21 @@ def test_im2col_writes_into_out(shape, kernel, stride, padding, dilation):
     assert np.shares_memory(col, out) or (np.shares_memory(col, x) and np.isnan(out).all())
 
 
-def test_the_workspace_is_reused_and_released_with_the_limit(workspace_limit):
+def test_the_workspace_is_reused_and_released_with_the_limit(setting):
     x = mdl.tensor(np.ones((2, 3, 8, 8), np.float32))
     w = mdl.tensor(np.ones((4, 3, 3, 3), np.float32))
-    workspace_limit(2 ** 20)  # also drops any buffer kept by earlier tests
-    assert conv._scratch.buffer is None
+    setting("workspace_limit", 1000)
+    conv2d(x, w, stride=2)  # a buffer kept by earlier tests is over the limit: one sample's columns, fresh
+    assert conv._scratch.buffer.nbytes == 27 * 9 * 4
+    setting("workspace_limit", 2 ** 20)
     conv2d(x, w, stride=2)  # im2col: 2 samples x 27 rows x 9 positions, float32
     buffer = conv._scratch.buffer
-    assert buffer is not None and buffer.nbytes == 2 * 27 * 9 * 4
+    assert buffer.nbytes == 2 * 27 * 9 * 4
     np.testing.assert_array_equal(conv2d(x, w, stride=2).numpy(), np.full((2, 4, 3, 3), 27, np.float32))
     assert conv._scratch.buffer is buffer  # kept, not reallocated
-    workspace_limit(2 ** 20)
-    assert conv._scratch.buffer is None
+    setting("workspace_limit", 1000)
+    conv2d(x, w, stride=2)
+    assert conv._scratch.buffer is not buffer and conv._scratch.buffer.nbytes == 27 * 9 * 4  # released
 
 
 def test_col2im_is_not_the_inverse():
@@ -224,7 +227,7 @@ def test_conv2d_matches_pytorch(n, c, h, w, oc, kernel, stride, padding, dilatio
         _assert_close(a.grad.numpy(), b.grad.numpy())
 
 
-# --- bounded workspace (tests/conftest.py::workspace_limit sets the limit) ---------------------
+# --- bounded workspace (tests/conftest.py::setting sets the limit) ---------------------
 def _run(x, w, b, create_graph=False):
     """Output and all gradients (and, with create_graph, a second derivative) as arrays."""
     xs = [mdl.tensor(a, requires_grad=True) for a in (x, w, b)]
@@ -238,7 +241,7 @@ def _run(x, w, b, create_graph=False):
     return out
 
 
-def test_chunked_and_unchunked_are_identical(workspace_limit, monkeypatch):
+def test_chunked_and_unchunked_are_identical(setting, monkeypatch):
     # Small integers: every product and sum is exact, so any order of summation gives the same
     # bits, and equality tests that the chunks cover each sample exactly once.
     rng = np.random.default_rng(0)
@@ -252,7 +255,7 @@ def test_chunked_and_unchunked_are_identical(workspace_limit, monkeypatch):
     monkeypatch.setattr(kernels, "im2col", lambda x, *a: seen.append(x.shape[0]) or im2col(x, *a))
     per_sample = 4 * 9 * 4 * 3 * 8  # C*kh*kw*OH*OW float64 columns of one sample
     for limit, most in [(1, 1), (2 * per_sample, 2), (3 * per_sample + 5, 3)]:
-        workspace_limit(limit)
+        setting("workspace_limit", limit)
         seen.clear()
         chunked = _run(x, w, b, create_graph=True)
         for a, e in zip(chunked, whole):
@@ -260,18 +263,18 @@ def test_chunked_and_unchunked_are_identical(workspace_limit, monkeypatch):
         assert seen and max(seen) <= most  # the batch really was split
 
 
-def test_chunking_on_random_float32(workspace_limit):
+def test_chunking_on_random_float32(setting):
     rng = np.random.default_rng(0)
     x, w, b = (rng.standard_normal(s).astype(np.float32) for s in [(4, 4, 9, 9), (6, 2, 3, 3), (6,)])
     whole = _run(x, w, b)
-    workspace_limit(1)
+    setting("workspace_limit", 1)
     for a, e in zip(_run(x, w, b), whole):
         np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-5)
 
 
 def test_workspace_limit_must_be_positive():
-    with pytest.raises(ValueError, match=r"set_workspace_limit: expected a positive number of bytes; got 0"):
-        conv.set_workspace_limit(0)
+    with pytest.raises(ValueError, match=r"config.workspace_limit: expected a positive number of bytes; got 0"):
+        mdl.config.workspace_limit = 0
 
 
 # --- bad input ---------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import minidl as mdl
-from minidl import backend, kernels
+from minidl import kernels
 from minidl.kernels import numpy_impl
 
 DTYPES = [np.float32, np.float64]
@@ -218,65 +218,65 @@ def test_numba_is_not_imported_by_importing_minidl():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_set_get_and_use_kernels():
+def test_the_kernels_setting_and_its_context():
     x = np.ones((1, 1, 2, 2), np.float32)
-    with backend.use_kernels("numpy"):
-        assert backend.get_kernels() == "numpy"
-        assert backend.kernel_module(x) is numpy_impl
+    with mdl.using_config("kernels", "numpy"):
+        assert mdl.config.kernels == "numpy"
+        assert kernels.implementation(x) is numpy_impl
         with pytest.raises(RuntimeError):
-            with backend.use_kernels("auto"):
+            with mdl.using_config("kernels", "auto"):
                 raise RuntimeError("the previous choice comes back after an error too")
-        assert backend.get_kernels() == "numpy"
-    with pytest.raises(ValueError, match=r"set_kernels: unknown kernel set 'cuda'; expected one of auto, numpy, "
+        assert mdl.config.kernels == "numpy"
+    with pytest.raises(ValueError, match=r"config.kernels: unknown kernel set 'cuda'; expected one of auto, numpy, "
                                          r"numba"):
-        backend.set_kernels("cuda")
+        mdl.config.kernels = "cuda"
 
 
 def test_numba_kernels_serve_float32_and_float64_only(numba_impl):
-    with backend.use_kernels("numba"):
-        assert backend.get_kernels() == "numba"
+    with mdl.using_config("kernels", "numba"):
+        assert mdl.config.kernels == "numba"
         for dtype in DTYPES:
-            assert backend.kernel_module(np.ones(2, dtype), np.zeros(2, np.int64)) is numba_impl
+            assert kernels.implementation(np.ones(2, dtype), np.zeros(2, np.int64)) is numba_impl
         # float16, or a mix of dtypes, is left to the reference, which promotes like NumPy
-        assert backend.kernel_module(np.ones(2, np.float16)) is numpy_impl
-        assert backend.kernel_module(np.ones(2, np.float32), np.ones(2)) is numpy_impl
+        assert kernels.implementation(np.ones(2, np.float16)) is numpy_impl
+        assert kernels.implementation(np.ones(2, np.float32), np.ones(2)) is numpy_impl
         x = mdl.tensor(np.ones((1, 2, 4, 4), np.float16))
         assert mdl.nn.functional.max_pool2d(x, 2).dtype == np.float16
 
 
+def _forget_kernels(monkeypatch):
+    """As if the kernels setting had never been read in this process (it reads its default once)."""
+    monkeypatch.delitem(mdl.config._process, "kernels", raising=False)
+
+
 def test_the_default_comes_from_the_environment(monkeypatch):
-    monkeypatch.setattr(backend, "_kernels", None)
-    monkeypatch.setenv("MINIDL_KERNELS", "numpy")
-    assert backend.get_kernels() == "numpy"
-    monkeypatch.setattr(backend, "_kernels", None)
-    monkeypatch.setenv("MINIDL_KERNELS", "fast")
-    with pytest.raises(ValueError, match=r"MINIDL_KERNELS: unknown kernel set 'fast'"):
-        backend.get_kernels()
-    monkeypatch.setattr(backend, "_kernels", None)
-    monkeypatch.delenv("MINIDL_KERNELS")
-    assert backend.get_kernels() in ("numpy", "numba")  # 'auto'
+    with mdl.using_config("kernels", mdl.config.kernels):  # restores this process's choice afterwards
+        _forget_kernels(monkeypatch)
+        monkeypatch.setenv("MINIDL_KERNELS", "numpy")
+        assert mdl.config.kernels == "numpy"
+        _forget_kernels(monkeypatch)
+        monkeypatch.setenv("MINIDL_KERNELS", "fast")
+        with pytest.raises(ValueError, match=r"MINIDL_KERNELS: unknown kernel set 'fast'"):
+            mdl.config.kernels
+        _forget_kernels(monkeypatch)
+        monkeypatch.delenv("MINIDL_KERNELS")
+        assert mdl.config.kernels in ("numpy", "numba")  # 'auto'
 
 
 def test_auto_and_numba_without_numba(monkeypatch):
-    monkeypatch.setattr(backend, "_kernels", None)
-    monkeypatch.setitem(sys.modules, "numba", None)  # `import numba` now raises ImportError
-    with pytest.raises(ImportError, match=r"kernels 'numba' asked for, but Numba cannot be imported .*"
-                                          r"`pip install numba`"):
-        backend.set_kernels("numba")
-    backend.set_kernels("auto")
-    assert backend.get_kernels() == "numpy"
+    with mdl.using_config("kernels", mdl.config.kernels):
+        monkeypatch.setitem(sys.modules, "numba", None)  # `import numba` now raises ImportError
+        with pytest.raises(ImportError, match=r"kernels 'numba' asked for, but Numba cannot be imported .*"
+                                              r"`pip install numba`"):
+            mdl.config.kernels = "numba"
+        mdl.config.kernels = "auto"
+        assert mdl.config.kernels == "numpy"
+        monkeypatch.undo()
 
 
-def test_omp_num_threads_limits_numba_threads():
+def test_the_minidl_command_limits_numba_threads_with_omp_num_threads():
     pytest.importorskip("numba")
-    code = ("import numba, minidl.kernels.numba_impl; n = numba.get_num_threads(); "
-            "assert n == 1, n")
+    code = ("from minidl.cli import configure_process; configure_process(); import minidl, numba; "
+            "n = numba.get_num_threads(); assert n == 1, n")
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_NUM_THREADS"}
     subprocess.run([sys.executable, "-c", code], check=True, env=dict(env, OMP_NUM_THREADS="1"))
-
-
-def test_selection_is_exported_at_the_top_level():
-    with mdl.use_kernels("numpy"):
-        assert mdl.get_kernels() == "numpy"
-    mdl.set_kernels(mdl.get_kernels())  # idempotent
-    assert mdl.set_kernels is backend.set_kernels

@@ -5,7 +5,7 @@ import pytest
 
 import minidl as mdl
 from minidl import kernels
-from minidl.ops import conv, winograd
+from minidl.kernels import winograd
 from minidl.ops.conv import conv2d
 
 pytestmark = pytest.mark.usefixtures("kernel_set")
@@ -18,11 +18,9 @@ GEOMETRIES = [((2, 3, 6, 6), (1, 1)), ((1, 2, 5, 7), (0, 0)), ((3, 4, 6, 5), (2,
 
 
 @pytest.fixture
-def algorithm():
+def algorithm(setting):
     """Set the conv algorithm inside a test; the old one comes back afterwards."""
-    old = conv.get_conv_algorithm()
-    yield conv.set_conv_algorithm
-    conv.set_conv_algorithm(old)
+    return lambda name: setting("conv_algorithm", name)
 
 
 @pytest.mark.parametrize("shape, padding", GEOMETRIES)
@@ -135,20 +133,20 @@ def test_winograd_is_used_only_where_it_applies(algorithm, monkeypatch, settings
     assert _algorithm_used(monkeypatch, (1, 16, 9, 9), (16, 16, 3, 3)) == "im2col"
 
 
-def test_chunked_winograd_equals_unchunked(algorithm, workspace_limit):
+def test_chunked_winograd_equals_unchunked(algorithm, setting):
     algorithm("winograd")
     rng = np.random.default_rng(4)
     x, w, gy = rng.standard_normal((5, 3, 6, 7)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal((5, 4, 6, 7))
     whole = _conv_and_grads(x, w, 1, gy)
-    workspace_limit(1)
+    setting("workspace_limit", 1)
     for a, e in zip(_conv_and_grads(x, w, 1, gy), whole):
         np.testing.assert_allclose(a, e, rtol=1e-13, atol=1e-13)
 
 
 def test_unknown_algorithm_is_named():
-    with pytest.raises(ValueError, match=r"set_conv_algorithm: expected one of 'auto', 'im2col', 'winograd'; "
+    with pytest.raises(ValueError, match=r"config.conv_algorithm: expected one of 'auto', 'im2col', 'winograd'; "
                                          r"got 'fft'"):
-        conv.set_conv_algorithm("fft")
+        mdl.config.conv_algorithm = "fft"
 
 
 @pytest.mark.torch
@@ -172,15 +170,15 @@ def test_winograd_matches_pytorch(algorithm, torch, padding, dtype, tol):
 
 
 @pytest.mark.parametrize("x_dtype, w_dtype", [(np.float32, np.float64), (np.float64, np.float32)])
-def test_mixed_dtypes_promote_as_im2col_does_chunked_or_not(algorithm, workspace_limit, x_dtype, w_dtype):
+def test_mixed_dtypes_promote_as_im2col_does_chunked_or_not(algorithm, setting, x_dtype, w_dtype):
     rng = np.random.default_rng(6)
     x, w = rng.standard_normal((3, 2, 5, 5)).astype(x_dtype), rng.standard_normal((3, 2, 3, 3)).astype(w_dtype)
     gy = rng.standard_normal((3, 3, 5, 5))
     algorithm("im2col")
     expected = _conv_and_grads(x, w, 1, gy)
     algorithm("winograd")
-    for limit in (conv.get_workspace_limit(), 1):
-        workspace_limit(limit)
+    for limit in (mdl.config.workspace_limit, 1):
+        setting("workspace_limit", limit)
         for a, e in zip(_conv_and_grads(x, w, 1, gy), expected):
             assert a.dtype == e.dtype
             np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-5 * np.abs(e).max())

@@ -54,7 +54,7 @@ def _grid(ax, rows, cols):
 
 def draw_im2col(path):
     x = np.arange(1.0, H * W + 1).reshape(1, 1, H, W)
-    with mdl.use_kernels("numpy"):
+    with mdl.using_config("kernels", "numpy"):
         col = kernels.im2col(x, (K, K), (1, 1), (0, 0), (1, 1))[0]  # (9, 4)
     oh = ow = kernels.conv_output_size(H, K, 1, 0)
 
@@ -104,7 +104,7 @@ def draw_im2col(path):
 def draw_counts(path):
     ones = np.ones((1, 1, H, W))
     settings = ((K, K), (1, 1), (1, 1), (1, 1))  # kernel, stride, padding, dilation
-    with mdl.use_kernels("numpy"):
+    with mdl.using_config("kernels", "numpy"):
         counts = kernels.col2im(kernels.im2col(ones, *settings), ones.shape, *settings)[0, 0]
 
     fig, ax = plt.subplots(figsize=(3.6, 3.6))

@@ -1,7 +1,7 @@
 """DataLoader: batches of a dataset, in a repeatable order."""
 import numpy as np
 
-from minidl import backend
+from minidl import random
 from minidl.tensor import Tensor
 
 
@@ -22,7 +22,7 @@ class DataLoader:
         if batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be >= 1; got {batch_size}")
         self.dataset, self.batch_size, self.shuffle, self.drop_last = dataset, int(batch_size), shuffle, drop_last
-        self.seed = int(backend.rng().integers(2 ** 63)) if seed is None else int(seed)
+        self.seed = int(random.rng().integers(2 ** 63)) if seed is None else int(seed)
         self.epoch = 0
 
     def __len__(self):

@@ -1,11 +1,16 @@
-"""Array kernels: one interface, several implementations.
+"""Array kernels: one interface, several implementations, and the choice between them.
 
 The ops in ``minidl.ops`` call the functions below; each forwards to the
-implementation that fits the arrays. For NumPy arrays that is the set chosen
-with ``minidl.set_kernels``: ``numpy_impl`` (the reference, always present) or
-``numba_impl`` (compiled, parallel over the batch and channels; float32 and
-float64); CUDA (CuPy) kernels will follow behind the same signatures. A new
-implementation is a module with these functions; the same tests run on each.
+implementation that fits its arrays (`implementation`):
+
+- NumPy arrays run the kernel set of the ``kernels`` setting (``mdl.config.kernels``):
+  ``numpy_impl`` (the reference, always present) or ``numba_impl`` (compiled, parallel
+  over the batch and channels; float32 and float64 only, other dtypes fall back to the
+  reference, which promotes like NumPy);
+- CuPy arrays run the reference too, which is written against the array module ``xp`` and
+  runs unchanged on the GPU.
+
+A new implementation is a module with these functions; the same tests run on each.
 
 Conventions shared by every implementation:
 - images are NCHW; ``kernel``, ``stride``, ``padding`` and ``dilation`` are
@@ -13,14 +18,63 @@ Conventions shared by every implementation:
 - outputs keep the input's dtype (float32 stays float32);
 - inputs are never modified.
 """
+import os
+
+import numpy as np
+
 from minidl import backend
+from minidl.config import config
+
+KERNEL_SETS = ("auto", "numpy", "numba")
 
 
-def _impl(*arrays):
-    """The implementation module for ``arrays`` (the backend decides which)."""
-    if any(backend._is_cupy_array(a) for a in arrays):
-        raise backend.DeviceError("no CUDA kernels are available yet for CuPy arrays")
-    return backend.kernel_module(*arrays)
+def _import_numba():
+    """The numba module, or ImportError naming the fix. Imported on first use, so that importing
+    minidl never pays Numba's import time nor breaks with a broken Numba install."""
+    try:
+        import numba
+    except ImportError as e:
+        raise ImportError(
+            f"kernels 'numba' asked for, but Numba cannot be imported ({e}). Install it with "
+            "`pip install numba`, or choose the NumPy kernels: mdl.config.kernels = 'numpy' or "
+            "MINIDL_KERNELS=numpy."
+        ) from None
+    return numba
+
+
+def _resolve(name, source):
+    if name not in KERNEL_SETS:
+        raise ValueError(f"{source}: unknown kernel set {name!r}; expected one of {', '.join(KERNEL_SETS)}")
+    if name == "auto":
+        try:
+            _import_numba()
+        except ImportError:
+            return "numpy"
+        return "numba"
+    if name == "numba":
+        _import_numba()
+    return name
+
+
+config.register(
+    "kernels", lambda: _resolve(os.environ.get("MINIDL_KERNELS", "auto"), "MINIDL_KERNELS"), per_thread=False,
+    check=lambda name: _resolve(name, "config.kernels"),
+    doc="The CPU kernels: 'numba' (compiled, parallel), 'numpy' (the reference) or 'auto' (Numba when it "
+        "imports). Reads back resolved, as 'numpy' or 'numba'. The default comes from $MINIDL_KERNELS. "
+        "Per process: it picks an implementation, and every thread gets the same answers from either.")
+
+
+def implementation(*arrays):
+    """The kernel module that runs on ``arrays``: see the module docstring."""
+    if config.kernels == "numba" and not any(backend.is_cupy_array(a) for a in arrays):
+        dtypes = {a.dtype for a in arrays if a.dtype.kind == "f"}
+        if len(dtypes) == 1 and dtypes <= {np.dtype(np.float32), np.dtype(np.float64)}:
+            from minidl.kernels import numba_impl
+
+            return numba_impl
+    from minidl.kernels import numpy_impl
+
+    return numpy_impl
 
 
 def conv_output_size(size, kernel, stride, padding, dilation=1, ceil_mode=False):
@@ -48,14 +102,14 @@ def im2col(x, kernel, stride, padding, dilation, out=None):
     stride 1, or one window over the whole image, without padding) a read-only view of x is
     returned instead, and ``out`` is left untouched.
     """
-    return _impl(x).im2col(x, kernel, stride, padding, dilation, out)
+    return implementation(x).im2col(x, kernel, stride, padding, dilation, out)
 
 
 def col2im(col, x_shape, kernel, stride, padding, dilation):
     """The adjoint of `im2col` (not its inverse): every column entry is
     added back to the pixel it was read from, so a pixel that sits in several
     windows receives the sum. ``<im2col(x), c> == <x, col2im(c)>`` for all x, c."""
-    return _impl(col).col2im(col, x_shape, kernel, stride, padding, dilation)
+    return implementation(col).col2im(col, x_shape, kernel, stride, padding, dilation)
 
 
 def max_pool2d_forward(x, kernel, stride, padding, ceil_mode):
@@ -63,25 +117,25 @@ def max_pool2d_forward(x, kernel, stride, padding, ceil_mode):
     ``argmax`` (int64, same shape as y) is the flat index ``h*W + w`` of the
     chosen input pixel in its (H, W) plane; on ties the first in row-major
     window order wins, as in PyTorch."""
-    return _impl(x).max_pool2d_forward(x, kernel, stride, padding, ceil_mode)
+    return implementation(x).max_pool2d_forward(x, kernel, stride, padding, ceil_mode)
 
 
 def max_pool2d_backward(gy, argmax, x_shape):
     """Route each output gradient to the input pixel its max came from (summing
     where windows overlap on the same pixel)."""
-    return _impl(gy).max_pool2d_backward(gy, argmax, x_shape)
+    return implementation(gy).max_pool2d_backward(gy, argmax, x_shape)
 
 
 def avg_pool2d_forward(x, kernel, stride, padding, ceil_mode, count_include_pad):
     """Mean over each window, with PyTorch's divisor: with
     ``count_include_pad`` the window clipped to the padded image, else the
     number of real pixels in it."""
-    return _impl(x).avg_pool2d_forward(x, kernel, stride, padding, ceil_mode, count_include_pad)
+    return implementation(x).avg_pool2d_forward(x, kernel, stride, padding, ceil_mode, count_include_pad)
 
 
 def avg_pool2d_backward(gy, x_shape, kernel, stride, padding, ceil_mode, count_include_pad):
     """Spread each output gradient evenly (by the same divisor) over its window."""
-    return _impl(gy).avg_pool2d_backward(gy, x_shape, kernel, stride, padding, ceil_mode, count_include_pad)
+    return implementation(gy).avg_pool2d_backward(gy, x_shape, kernel, stride, padding, ceil_mode, count_include_pad)
 
 
 def lrn_forward(x, size, alpha, beta, k):
@@ -89,21 +143,21 @@ def lrn_forward(x, size, alpha, beta, k):
     ``scale = k + alpha/size * sum of x^2 over the size channels centred on c``
     (the window is cut at the channel ends), ``y = x * scale**-beta``.
     Returns ``(y, scale)``."""
-    return _impl(x).lrn_forward(x, size, alpha, beta, k)
+    return implementation(x).lrn_forward(x, size, alpha, beta, k)
 
 
 def lrn_backward(x, y, scale, gy, size, alpha, beta, k):
     """Closed-form gradient of `lrn_forward`:
     ``gx_c = gy_c * scale_c**-beta - 2 alpha beta / size * x_c *
     sum over windows containing c of gy_j * y_j / scale_j``."""
-    return _impl(x, y, scale, gy).lrn_backward(x, y, scale, gy, size, alpha, beta, k)
+    return implementation(x, y, scale, gy).lrn_backward(x, y, scale, gy, size, alpha, beta, k)
 
 
 def batch_norm_forward(x, gamma, beta, eps):
     """Training-mode batch norm (the paper's Algorithm 1) over every axis but
     axis 1. Returns ``(y, mean, invstd)`` with mean and biased-variance
     ``invstd = 1/sqrt(var + eps)`` per channel."""
-    return _impl(x, gamma, beta).batch_norm_forward(x, gamma, beta, eps)
+    return implementation(x, gamma, beta).batch_norm_forward(x, gamma, beta, eps)
 
 
 def batch_norm_backward(gy, x, gamma, mean, invstd):
@@ -112,7 +166,7 @@ def batch_norm_backward(gy, x, gamma, mean, invstd):
     ``gbeta = sum gy``, ``ggamma = sum gy * xhat``,
     ``gx = gamma * invstd / m * (m * gy - gbeta - xhat * ggamma)``.
     Returns ``(gx, ggamma, gbeta)``."""
-    return _impl(gy, x, gamma, mean, invstd).batch_norm_backward(gy, x, gamma, mean, invstd)
+    return implementation(gy, x, gamma, mean, invstd).batch_norm_backward(gy, x, gamma, mean, invstd)
 
 
 def winograd_input_transform(x, padding):
@@ -125,7 +179,7 @@ def winograd_input_transform(x, padding):
     channel c. The layout makes the channel sum one batched GEMM per tile position,
     (16, OC, C) @ (16, C, tiles); rows and columns past the input read 0.
     """
-    return _impl(x).winograd_input_transform(x, padding)
+    return implementation(x).winograd_input_transform(x, padding)
 
 
 def winograd_output_transform(m, out_shape):
@@ -133,11 +187,11 @@ def winograd_output_transform(m, out_shape):
     `winograd_input_transform`'s result, becomes ``y`` of shape ``out_shape``
     (N, OC, OH, OW) with ``y``'s 2x2 tile (ty, tx) equal to ``A^T m_tile A``. The parts of
     the last tiles that fall past OH or OW are dropped."""
-    return _impl(m).winograd_output_transform(m, out_shape)
+    return implementation(m).winograd_output_transform(m, out_shape)
 
 
 def winograd_output_transform_adjoint(gy):
     """The adjoint of `winograd_output_transform` (gy (N, OC, OH, OW) -> (16, OC,
     N*TH*TW)): each 2x2 tile of gy, zero past OH and OW, becomes ``A gy_tile A^T``. It takes
     the output gradient into the transformed domain, where the weight gradient is a GEMM."""
-    return _impl(gy).winograd_output_transform_adjoint(gy)
+    return implementation(gy).winograd_output_transform_adjoint(gy)

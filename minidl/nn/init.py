@@ -17,7 +17,7 @@ import numbers
 
 import numpy as np
 
-from minidl import backend
+from minidl import backend, random
 from minidl.tensor import Tensor
 
 _LINEAR_GAIN = ("linear", "identity", "sigmoid", "conv1d", "conv2d", "conv3d",
@@ -91,7 +91,7 @@ def _fill(tensor, values):
 
 
 def _generator(tensor):
-    return backend.rng(backend.get_array_module(tensor.data))
+    return random.rng(backend.get_array_module(tensor.data))
 
 
 def uniform_(tensor, a=0.0, b=1.0):

@@ -303,7 +303,7 @@ class Module:
                 continue
             value = state_dict[key]
             array = value.data if isinstance(value, Tensor) else value
-            if not (isinstance(array, np.ndarray) or backend._is_cupy_array(array)):
+            if not backend.is_array(array):
                 array = np.asarray(array)
             if tuple(array.shape) != target.shape:
                 mismatched.append((key, target.shape, tuple(array.shape)))

@@ -18,12 +18,12 @@ written with the other two.
 
 Memory: the columns of a big layer are large (C*kh*kw times the output size
 per sample), so every Function processes the batch in chunks of samples whose
-workspace fits under a limit, 256 MiB by default (see `set_workspace_limit`). The
+workspace fits under a limit, 256 MiB by default (the ``workspace_limit`` setting). The
 columns are written into one buffer per thread that is kept between calls, so a big
 layer does not ask the OS for fresh memory (and page-fault it in) on every call.
 
 Algorithms: 3x3, stride-1 layers can run Winograd's F(2x2, 3x3) instead
-(``minidl.ops.winograd``; `set_conv_algorithm`), for the forward pass and
+(``minidl.kernels.winograd``; the ``conv_algorithm`` setting), for the forward pass and
 both gradients. Every GEMM here and there is an explicit ``xp.matmul`` call, so a
 benchmark can time the GEMMs apart from the data movement around them.
 """
@@ -32,62 +32,44 @@ import threading
 import numpy as np
 
 from minidl import backend, kernels
-from minidl.ops import winograd
+from minidl.config import config
+from minidl.kernels import winograd
 from minidl.tensor import Function, Tensor
 
-_workspace_limit = 256 * 2 ** 20
 _scratch = threading.local()  # each thread's reused workspace buffer (see _workspace)
 _ALGORITHMS = ("auto", "im2col", "winograd")
-_algorithm = "auto"
 
 
-def set_workspace_limit(nbytes):
-    """Set the most bytes of scratch memory (im2col columns) a convolution may
-    allocate at once, and return the previous limit. A layer whose columns
-    would exceed it runs over the batch in chunks of samples; one sample is
-    the smallest chunk, so a single sample bigger than the limit still runs.
-    Results do not depend on the limit (see tests/test_conv.py)."""
-    global _workspace_limit
+def _check_workspace_limit(nbytes):
     if isinstance(nbytes, bool) or not isinstance(nbytes, (int, np.integer)) or nbytes < 1:
-        raise ValueError(f"set_workspace_limit: expected a positive number of bytes; got {nbytes!r}")
-    old, _workspace_limit = _workspace_limit, int(nbytes)
-    _scratch.buffer = None  # the calling thread's kept workspace goes; the next convolution makes one
-    return old
+        raise ValueError(f"config.workspace_limit: expected a positive number of bytes; got {nbytes!r}")
+    return int(nbytes)
 
 
-def get_workspace_limit():
-    """The current workspace limit in bytes."""
-    return _workspace_limit
-
-
-def set_conv_algorithm(name):
-    """Choose how convolutions are computed, and return the previous choice.
-
-    - ``'im2col'``: im2col + GEMM for every layer;
-    - ``'winograd'``: Winograd F(2x2, 3x3) (see ``minidl.ops.winograd``) for every layer it
-      applies to (3x3 kernel, stride 1, no dilation or groups, padding <= 2), im2col for the rest;
-    - ``'auto'`` (the default): Winograd where it applies and measured faster: with the Numba
-      kernels, at least 16 channels in and out, an output of at least 2x2, and either at least
-      128 channels or an output of at least 32x32 (see `algorithm_for`); im2col elsewhere.
-
-    The choice covers the forward pass and both gradients. Winograd's results agree with
-    im2col's to rounding, not bit for bit.
-    """
-    global _algorithm
+def _check_algorithm(name):
     if name not in _ALGORITHMS:
-        raise ValueError(f"set_conv_algorithm: expected one of {', '.join(map(repr, _ALGORITHMS))}; got {name!r}")
-    old, _algorithm = _algorithm, name
-    return old
+        raise ValueError(f"config.conv_algorithm: expected one of {', '.join(map(repr, _ALGORITHMS))}; got {name!r}")
+    return name
 
 
-def get_conv_algorithm():
-    """The current choice: 'auto', 'im2col' or 'winograd'."""
-    return _algorithm
+config.register(
+    "workspace_limit", 256 * 2 ** 20, per_thread=False, check=_check_workspace_limit,
+    doc="The most bytes of scratch memory (im2col columns) a convolution may use at once (default 256 MiB). "
+        "A layer whose columns would exceed it runs over the batch in chunks of samples; one sample is the "
+        "smallest chunk, so a single sample bigger than the limit still runs. Results do not depend on it. "
+        "Per process: it is a memory budget for the program (each thread keeps one buffer of at most this size).")
+config.register(
+    "conv_algorithm", "auto", per_thread=False, check=_check_algorithm,
+    doc="How convolutions are computed, forward and both gradients: 'im2col' (im2col + GEMM everywhere), "
+        "'winograd' (Winograd F(2x2, 3x3) wherever it applies: 3x3 kernel, stride 1, no dilation or groups, "
+        "padding <= 2; im2col elsewhere) or 'auto' (Winograd where it applies and measured faster, see "
+        "minidl.ops.conv.algorithm_for). Winograd agrees with im2col to rounding, not bit for bit. Per process: "
+        "it picks an algorithm, and every thread gets the same answers from it.")
 
 
 def _batch_chunks(n, bytes_per_sample):
     """Slices over the batch whose workspace stays under the limit."""
-    step = max(1, _workspace_limit // max(1, bytes_per_sample))
+    step = max(1, config.workspace_limit // max(1, bytes_per_sample))
     return [slice(start, min(n, start + step)) for start in range(0, n, step)]
 
 
@@ -101,10 +83,11 @@ def _workspace(xp, shape, dtype):
     its own memory pool, so on the GPU this is a plain allocation.
     """
     nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
-    if xp is not np or nbytes > _workspace_limit:
+    limit = config.workspace_limit
+    if xp is not np or nbytes > limit:
         return xp.empty(shape, dtype=dtype)
     buffer = getattr(_scratch, "buffer", None)
-    if buffer is None or buffer.nbytes < nbytes:
+    if buffer is None or buffer.nbytes < nbytes or buffer.nbytes > limit:  # a lowered limit frees the old one
         buffer = _scratch.buffer = np.empty(nbytes, dtype=np.uint8)
     return buffer[:nbytes].view(dtype).reshape(shape)
 
@@ -324,11 +307,12 @@ class Conv2dGradWeight(_Conv):
 
 
 def algorithm_for(kernel, stride, padding, dilation, groups, channels, out_size):
-    """'winograd' or 'im2col': what the current setting (`set_conv_algorithm`) runs for a
-    layer with these (h, w) pairs, groups, ``channels`` = (in, out) and output size (OH, OW)."""
-    if _algorithm == "im2col" or not winograd.applies(kernel, stride, padding, dilation, groups):
+    """'winograd' or 'im2col': what the ``conv_algorithm`` setting runs for a layer with these
+    (h, w) pairs, groups, ``channels`` = (in, out) and output size (OH, OW)."""
+    algorithm = config.conv_algorithm
+    if algorithm == "im2col" or not winograd.applies(kernel, stride, padding, dilation, groups):
         return "im2col"
-    if _algorithm == "winograd":
+    if algorithm == "winograd":
         return "winograd"
     # Measured forward + backward on 2 cores, both algorithms interleaved (Winograd / im2col
     # time): 0.8-0.9 for VGG's 64 channels at 56x56, 0.7-0.9 for 256 at 14x14, 256 at 2x2 and
@@ -339,7 +323,7 @@ def algorithm_for(kernel, stride, padding, dilation, groups, channels, out_size)
     # Numba's, which leaves im2col ahead there.
     many = min(channels) >= 128 or out_size[0] * out_size[1] >= 1024
     fits = min(channels) >= 16 and min(out_size) >= 2
-    return "winograd" if backend.get_kernels() == "numba" and fits and many else "im2col"
+    return "winograd" if config.kernels == "numba" and fits and many else "im2col"
 
 
 def _check_args(x, weight, bias, stride, padding, dilation, groups):
@@ -396,7 +380,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     Output size per axis: floor((H + 2p - d(k-1) - 1) / s) + 1.
 
     Computed as im2col + batched GEMM in chunks of samples (bounded workspace,
-    see `set_workspace_limit`). Note that col2im, used by the gradient,
+    the ``workspace_limit`` setting). Note that col2im, used by the gradient,
     is the adjoint of im2col, not its inverse: overlapping windows are summed,
     so col2im(im2col(x)) differs from x. The bias is added with broadcasting
     (its gradient, the sum of gy over N, H and W, comes from that add).

@@ -1,5 +1,5 @@
 """Inverted dropout."""
-from minidl import backend
+from minidl import backend, random
 from minidl.ops.arithmetic import mul
 from minidl.tensor import Tensor
 
@@ -18,5 +18,5 @@ def dropout(x, p=0.5, training=True):
     if not training or p == 0:
         return x
     xp = backend.get_array_module(x.data)
-    keep = backend.rng(xp).random(x.shape) >= p
+    keep = random.rng(xp).random(x.shape) >= p
     return mul(x, Tensor._wrap(keep.astype(x.dtype) * x.dtype.type(1 / (1 - p))))

@@ -19,7 +19,6 @@ once an object is freed, and they mean nothing in another process.
 """
 import numbers
 
-import numpy as np
 
 from minidl import backend
 from minidl.tensor import Tensor, enable_grad, no_grad
@@ -51,8 +50,6 @@ def is_bool(v):
     return isinstance(v, bool)
 
 
-def _is_array(v):
-    return isinstance(v, np.ndarray) or backend._is_cupy_array(v)
 
 
 class Optimizer:
@@ -205,7 +202,7 @@ class Optimizer:
             groups.append(settings)
             for index, p in enumerate(group["params"], n):
                 if p in self.state:
-                    state[index] = {k: v.copy() if _is_array(v) else v for k, v in self.state[p].items()}
+                    state[index] = {k: v.copy() if backend.is_array(v) else v for k, v in self.state[p].items()}
             n += len(group["params"])
         return {"state": state, "param_groups": groups}
 
@@ -247,7 +244,7 @@ class Optimizer:
     def _restore(self, value, p, index, key):
         if isinstance(value, Tensor):
             value = value.data
-        if not _is_array(value):
+        if not backend.is_array(value):
             return value
         if value.shape != p.data.shape:
             raise ValueError(f"{type(self).__name__}.load_state_dict: state '{key}' of parameter {index} has "

@@ -13,21 +13,13 @@ Compilation happens on the first call per dtype and is cached on disk (``cache=T
 it is paid once per machine. ``NUMBA_DISABLE_JIT=1`` runs the same loops as plain Python,
 which a debugger can step through.
 
-Threads: Numba reads ``NUMBA_NUM_THREADS`` itself (default: every core). When only
-``OMP_NUM_THREADS`` is set it is honoured as well, on the thread that first uses these
-kernels (Numba's setting is per thread; minidl runs every op on the calling thread).
-The kernels never run at the same time as BLAS: an op's GEMM returns before the next op's
-kernel starts, so Numba's threads and BLAS's take turns on the cores instead of
-oversubscribing them, provided that BLAS's idle threads do not spin (minidl/__init__.py sets
-OpenBLAS's thread timeout for that). For the same reason Numba's OpenMP threads wait passively (they
-sleep) between kernels unless ``OMP_WAIT_POLICY`` says otherwise: by default they spin for
-a while after each kernel, on the cores the next GEMM wants, and on a busy machine a
-spinning or descheduled worker made a small kernel take ~16 ms instead of ~40 us.
+Threads: Numba reads ``NUMBA_NUM_THREADS`` (default: every core). The kernels never run at
+the same time as BLAS: an op's GEMM returns before the next op's kernel starts, so Numba's
+threads and BLAS's take turns on the cores. Whether idle threads of either pool spin or sleep
+between calls is decided by the process, not by minidl (importing minidl changes no setting
+of its host process): the ``minidl`` command and the benchmarks choose sleeping threads at
+their start (see ``minidl.cli.configure_process``).
 """
-import os
-
-import numba
-
 from minidl.kernels.numba_impl.batchnorm import batch_norm_backward, batch_norm_forward
 from minidl.kernels.numba_impl.im2col import col2im, im2col
 from minidl.kernels.numba_impl.lrn import lrn_backward, lrn_forward
@@ -36,16 +28,3 @@ from minidl.kernels.numba_impl.pooling import (avg_pool2d_backward, avg_pool2d_f
 from minidl.kernels.numba_impl.winograd import (winograd_input_transform, winograd_output_transform,
                                                 winograd_output_transform_adjoint)
 
-
-def _follow_omp_num_threads():
-    if "NUMBA_NUM_THREADS" in os.environ:
-        return
-    first = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()  # "4,2" sets nested levels
-    if first.isdigit() and int(first) > 0:
-        numba.set_num_threads(min(int(first), numba.config.NUMBA_NUM_THREADS))
-
-
-# Both before Numba starts its threads (its first parallel call, or set_num_threads), when
-# OpenMP reads the wait policy.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-_follow_omp_num_threads()
