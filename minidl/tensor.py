@@ -18,10 +18,16 @@ Gradients are themselves computed with Tensor operations. Normally that runs
 in ``no_grad`` mode; with ``create_graph=True`` it is recorded, so the
 gradient can be differentiated again.
 
-Memory: a Function holds its inputs strongly and its outputs weakly, and a
-tensor holds its creator, so the graph has no reference cycles and is freed
-by reference counting as soon as the last output is dropped. ``backward``
-also drops each function's inputs as it passes (unless ``retain_graph``).
+Memory: a tensor holds its creator; a Function holds, for each input, where
+its gradient goes (the leaf itself, or the input's creator and output index),
+and its outputs only weakly, so the graph has no reference cycles and is freed
+by reference counting as soon as the last output is dropped. Of the arrays, a
+Function keeps only what its ``backward`` declared it reads (``keep_inputs``,
+``keep_outputs``); an intermediate tensor that no backward reads is freed as
+soon as the program drops it, although the graph runs through it. Gradients
+are keyed by that place in the graph, not by the tensor object, for the same
+reason. ``backward`` releases what each function kept as it passes (unless
+``retain_graph``).
 """
 import heapq
 import itertools
@@ -143,6 +149,7 @@ class Tensor:
         self.grad = None
         self.creator = None
         self.generation = 0
+        self._index = 0  # which output of its creator this tensor is
         self._requires_grad = False
         self._retains_grad = False
         self.requires_grad = requires_grad
@@ -155,6 +162,7 @@ class Tensor:
         t.grad = None
         t.creator = None
         t.generation = 0
+        t._index = 0
         t._requires_grad = False
         t._retains_grad = False
         return t
@@ -466,6 +474,24 @@ def registered_ops():
     return dict(_REGISTRY)
 
 
+class _Edge:
+    """Where the gradient of a Function's input goes, for an input the Function does not keep:
+    the input's creator and output index (its place in the graph) and its shape and dtype
+    (to check and cast the gradient), without the input's array."""
+
+    __slots__ = ("creator", "_index", "shape", "dtype")
+    _requires_grad = True  # only inputs made by a recorded op get an edge, and those require grad
+
+    def __init__(self, t):
+        self.creator, self._index, self.shape, self.dtype = t.creator, t._index, t.shape, t.dtype
+
+
+def _key(t):
+    """The identity of a tensor in the graph, shared by the tensor and its edges: a leaf is
+    itself; a computed tensor is output ``_index`` of its creator."""
+    return id(t) if t.creator is None else (id(t.creator), t._index)
+
+
 class Function:
     """A differentiable operation.
 
@@ -473,16 +499,28 @@ class Function:
     ``backward(*grad_outputs) -> Tensor or tuple of Tensors`` (one per input,
     None where an input gets no gradient). ``backward`` is written with Tensor
     operations, so it is differentiable itself. Inside ``backward``,
-    ``self.inputs`` are the input Tensors and ``self.output(i)`` the i-th
-    output Tensor. Settings that are not tensors (an axis, a stride) are
-    passed to ``__init__``.
+    ``self.inputs`` are the input Tensors, ``self.output(i)`` the i-th
+    output Tensor and ``self.needs_input_grad[i]`` whether input i wants a
+    gradient. Settings that are not tensors (an axis, a stride) are passed to
+    ``__init__``; values derived in ``forward`` (a shape) can be kept as attributes.
+
+    What backward reads is declared, so that the engine keeps only that until
+    backward runs (Chainer's ``retain_inputs``/``retain_outputs``): ``keep_inputs``
+    and ``keep_outputs`` are tuples of the indices backward reads; the rest are
+    not held by the graph, and ``self.inputs[i]`` is None for an input not kept.
+    ``None`` (the default, for Functions written outside minidl) keeps them all.
 
     A Function instance is used for one call.
     """
 
     inputs = None
-    _outputs = None
+    needs_input_grad = None
+    _edges = None  # per input: the Tensor or _Edge its gradient goes to, None for a constant
+    _outputs = None  # weak references to the output Tensors
+    _kept_outputs = None  # the arrays of the outputs backward reads
     generation = 0
+    keep_inputs = None
+    keep_outputs = None
     # False for ops whose backward is a closed-form kernel on arrays (LRN, batch norm): their
     # gradient is right, but it cannot be differentiated again, so create_graph=True refuses them.
     double_backward = True
@@ -505,21 +543,49 @@ class Function:
         if _local.anomaly:
             _check_finite(self, [o.data for o in outputs], "forward output")
         if _local.grad_enabled and any(x._requires_grad for x in inputs):
-            self.generation = max(x.generation for x in inputs)
-            self.inputs = inputs
-            self._outputs = [weakref.ref(o) for o in outputs]
-            if len(outputs) > 1:  # to make zero gradients for outputs that were dropped
-                self._output_specs = [(o.data.shape, o.data.dtype) for o in outputs]
-            for o in outputs:
-                if _is_float(o.data.dtype):
-                    o._requires_grad = True
-                    o.creator = self
-                    o.generation = self.generation + 1
+            self._record(inputs, outputs)
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
 
+    def _record(self, inputs, outputs):
+        """Link the outputs to this Function, keeping what backward declared it reads."""
+        self.generation = max(x.generation for x in inputs)
+        self.needs_input_grad = tuple(x._requires_grad for x in inputs)
+        keep = self.keep_inputs
+        self.inputs = inputs if keep is None else tuple(x if i in keep else None for i, x in enumerate(inputs))
+        self._edges = tuple(None if not x._requires_grad else x if x.creator is None or kept is not None
+                            else _Edge(x) for x, kept in zip(inputs, self.inputs))
+        keep = self.keep_outputs
+        self._kept_outputs = tuple(o.data if keep is None or i in keep else None for i, o in enumerate(outputs))
+        self._outputs = [weakref.ref(o) for o in outputs]
+        if len(outputs) > 1:  # to make zero gradients for outputs that were dropped
+            self._output_specs = [(o.data.shape, o.data.dtype) for o in outputs]
+        for i, o in enumerate(outputs):
+            if _is_float(o.data.dtype):
+                o._requires_grad = True
+                o.creator = self
+                o.generation = self.generation + 1
+                o._index = i
+
     def output(self, i=0):
-        """The i-th output Tensor (for backward passes that reuse it, e.g. exp, tanh)."""
-        return self._outputs[i]()
+        """The i-th output Tensor (for backward passes that reuse it, e.g. exp, tanh). If the
+        caller dropped it, a Tensor around its kept array takes its place in the graph."""
+        if self._kept_outputs[i] is None:
+            raise RuntimeError(f"{type(self).__name__}.backward reads output {i}, but its keep_outputs "
+                               f"{self.keep_outputs} does not keep it")
+        y = self._outputs[i]()
+        if y is None:
+            y = Tensor._wrap(self._kept_outputs[i])
+            y._requires_grad, y.creator, y.generation, y._index = True, self, self.generation + 1, i
+            self._outputs[i] = weakref.ref(y)
+        return y
+
+    @property
+    def next_functions(self):
+        """``(creator, output index)`` of each input, ``(None, 0)`` for a leaf or a constant: the
+        edges that backward follows from here (PyTorch's ``grad_fn.next_functions``). Empty
+        once backward has freed this part of the graph."""
+        return tuple((None, 0) if e is None or e.creator is None else (e.creator, e._index)
+                     for e in self._edges or ())
 
     def forward(self, *xs):
         raise NotImplementedError(f"{type(self).__name__}.forward")
@@ -528,11 +594,11 @@ class Function:
         raise NotImplementedError(f"{type(self).__name__}.backward")
 
     def _release(self):
-        self.inputs = None
+        self.inputs = self._edges = self._kept_outputs = None
 
 
 def _accumulate(grads, t, g):
-    key = id(t)
+    key = _key(t)
     if key in grads:
         grads[key] = (t, grads[key][1] + g)
     else:
@@ -564,23 +630,24 @@ def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False, 
         if y.creator is not None:
             push(y.creator)
 
-    target_ids = None if targets is None else {id(t) for t in targets}
+    target_keys = None if targets is None else {_key(t) for t in targets}
 
     with set_grad_enabled(create_graph):
         while heap:
             f = heapq.heappop(heap)[2]
-            if f.inputs is None:
+            if f._edges is None:
                 raise RuntimeError(
                     f"backward() through {type(f).__name__} a second time: its graph was freed by the "
                     "first backward(). Pass retain_graph=True to the first call if you need two."
                 )
             gys = []
-            for ref in f._outputs:
-                y = ref()
-                entry = None if y is None else grads.get(id(y))
-                if entry is not None and (target_ids is None or id(y) not in target_ids):
-                    del grads[id(y)]
-                    if y._retains_grad and targets is None:
+            for i, ref in enumerate(f._outputs):
+                key = (id(f), i)
+                entry = grads.get(key)
+                if entry is not None and (target_keys is None or key not in target_keys):
+                    del grads[key]
+                    y = ref()
+                    if y is not None and y._retains_grad and targets is None:
                         y.grad = entry[1] if y.grad is None else y.grad + entry[1]
                 gys.append(None if entry is None else entry[1])
             if all(g is None for g in gys):
@@ -591,7 +658,7 @@ def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False, 
                     "kernel, so second derivatives through it are not available"
                 )
             if len(gys) > 1:
-                xp = backend.get_array_module(f.inputs[0].data)
+                xp = backend.get_array_module(*(g.data for g in gys if g is not None))
                 gys = [g if g is not None else Tensor._wrap(xp.zeros(shape, dtype))
                        for g, (shape, dtype) in zip(gys, f._output_specs)]
             if _local.anomaly:
@@ -603,9 +670,9 @@ def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False, 
                 gxs = f.backward(*gys)
             if not isinstance(gxs, tuple):
                 gxs = (gxs,)
-            if len(gxs) != len(f.inputs):
+            if len(gxs) != len(f._edges):
                 raise RuntimeError(
-                    f"{type(f).__name__}.backward returned {len(gxs)} gradients for {len(f.inputs)} inputs"
+                    f"{type(f).__name__}.backward returned {len(gxs)} gradients for {len(f._edges)} inputs"
                 )
             for i, gx in enumerate(gxs):
                 if gx is not None and not isinstance(gx, Tensor):
@@ -616,8 +683,8 @@ def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False, 
                     )
             if _local.anomaly:
                 _check_finite(f, [None if g is None else g.data for g in gxs], "backward gradient for input")
-            for x, gx in zip(f.inputs, gxs):
-                if gx is None or not x._requires_grad:
+            for x, gx in zip(f._edges, gxs):
+                if gx is None or x is None:
                     continue
                 if gx.shape != x.shape:
                     raise RuntimeError(
@@ -633,7 +700,7 @@ def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False, 
                 f._release()
 
         if targets is not None:
-            return [grads[id(t)][1] if id(t) in grads else None for t in targets]
+            return [grads[_key(t)][1] if _key(t) in grads else None for t in targets]
         for t, g in grads.values():
             if t.creator is None and t._requires_grad:
                 t.grad = g if t.grad is None else t.grad + g

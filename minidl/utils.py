@@ -11,17 +11,20 @@
 
 The graph is the chain of links that the forward pass leaves behind (see
 `minidl.tensor`): a tensor made by an operation points to the Function that
-made it (``tensor.creator``), and that Function keeps its input tensors
-(``function.inputs``). Walking those links back from the output visits exactly
-what ``backward()`` will visit. Tensors are drawn as ellipses (their shape and
+made it (``tensor.creator``), and that Function knows where each of its inputs
+came from (``function.next_functions``). Walking those links back from the
+output visits exactly what ``backward()`` will visit. An input tensor the
+program has dropped is still drawn, from the shape and dtype the graph keeps;
+a constant input (one that needs no gradient) is drawn where its Function keeps
+it for its backward. Tensors are drawn as ellipses (their shape and
 dtype; the name too where ``params`` gives one), Functions as boxes (the op's
 class name), and edges run the way data flows in the forward pass:
 input -> function -> output.
 
 ``backward()`` frees the graph as it goes (unless ``retain_graph=True``): a
-Function it has passed keeps no inputs. Such a Function is drawn with the note
-"inputs freed", and nothing behind it can be reached, so plot the graph before
-calling ``backward()``.
+Function it has passed no longer knows its inputs. Such a Function is drawn with
+the note "inputs freed", and nothing behind it can be reached, so plot the graph
+before calling ``backward()``.
 
 Only the standard library and the ``dot`` program are used; Graphviz is not a
 Python dependency (``apt install graphviz``, ``brew install graphviz``, or
@@ -32,7 +35,7 @@ import shutil
 import subprocess
 
 from minidl.serialization import atomic_open
-from minidl.tensor import Tensor
+from minidl.tensor import Tensor, _key
 
 __all__ = ["GraphvizNotFoundError", "plot_graph"]
 
@@ -75,10 +78,12 @@ def _walk(outputs):
     seen_t, seen_f = {}, {}
 
     def add_tensor(t):
-        if id(t) not in seen_t:
-            seen_t[id(t)] = f"t{len(tensors)}"
+        """``t`` is a Tensor, or the graph's edge of a dropped one (it has a shape and a dtype)."""
+        key = _key(t)
+        if key not in seen_t:
+            seen_t[key] = f"t{len(tensors)}"
             tensors.append(t)
-        return seen_t[id(t)]
+        return seen_t[key]
 
     queue = []
     for y in outputs:
@@ -93,14 +98,22 @@ def _walk(outputs):
             continue
         seen_f[id(f)] = fid = f"f{len(functions)}"
         functions.append(f)
-        for x in f.inputs or ():
+        for kept, edge in zip(f.inputs or (), f._edges or ()):
+            x = kept if kept is not None else edge
+            if x is None:
+                continue  # a constant its Function did not keep
+            if x.creator is not None:
+                alive = x.creator._outputs[x._index]()
+                x = x if alive is None else alive  # the tensor itself while the program holds it
+                if id(x.creator) not in seen_f:
+                    queue.append(x.creator)
             edges.append((add_tensor(x), fid))
-            if x.creator is not None and id(x.creator) not in seen_f:
-                queue.append(x.creator)
-        for ref in f._outputs or ():
+        for i, ref in enumerate(f._outputs or ()):
             y = ref()
-            if y is not None:  # outputs are held weakly: one nobody kept is gone
+            if y is not None:
                 edges.append((fid, add_tensor(y)))
+            elif (id(f), i) in seen_t:  # dropped by the program, drawn from its consumer's edge
+                edges.append((fid, seen_t[(id(f), i)]))
     return tensors, functions, seen_t, seen_f, edges
 
 
@@ -112,7 +125,7 @@ def _to_dot(outputs, params=None, rankdir="TB", title=None):
             raise TypeError(f"plot_graph: expected a Tensor or a sequence of Tensors; got {type(y).__name__}")
     names = _names_of(params)
     tensors, functions, tensor_ids, function_ids, edges = _walk(outputs)
-    output_ids = {id(y) for y in outputs}
+    output_ids = {_key(y) for y in outputs}
 
     lines = ["digraph minidl {", f"  rankdir={rankdir};", '  graph [fontname="Helvetica", fontsize=12];',
              '  node [fontname="Helvetica", fontsize=10];', '  edge [arrowsize=0.6];']
@@ -122,7 +135,7 @@ def _to_dot(outputs, params=None, rankdir="TB", title=None):
         label = f"{_shape(t.shape)} {t.dtype}"
         if id(t) in names:
             label = names[id(t)] + "\n" + label
-        if id(t) in output_ids:
+        if _key(t) in output_ids:
             style = ', style="filled,bold", fillcolor="#fde9c9"'  # what plot_graph was given
         elif t.creator is None and t.requires_grad:
             style = ', style=filled, fillcolor="#d7e8fb"'  # a leaf that gets a .grad
@@ -130,9 +143,9 @@ def _to_dot(outputs, params=None, rankdir="TB", title=None):
             style = ', style=filled, fillcolor="#eeeeee"'  # a constant: data, targets
         else:
             style = ""
-        lines.append(f"  {tensor_ids[id(t)]} [shape=ellipse, label={_quote(label)}{style}];")
+        lines.append(f"  {tensor_ids[_key(t)]} [shape=ellipse, label={_quote(label)}{style}];")
     for f in functions:
-        label = type(f).__name__ + ("\n(inputs freed)" if f.inputs is None else "")
+        label = type(f).__name__ + ("\n(inputs freed)" if f._edges is None else "")
         lines.append(f"  {function_ids[id(f)]} [shape=box, label={_quote(label)}];")
     for a, b in edges:
         lines.append(f"  {a} -> {b};")

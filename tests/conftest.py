@@ -17,7 +17,7 @@ def ops_in_graph(outputs):
             continue
         seen.add(id(f))
         names.add(type(f).__name__)
-        stack += [x.creator for x in f.inputs if x.creator is not None]
+        stack += [producer for producer, _ in f.next_functions if producer is not None]
     return names
 
 

@@ -5,18 +5,23 @@ from minidl.tensor import Function, Tensor
 
 
 class ReLU(Function):
-    """y = max(x, 0).  dL/dx = gy where x > 0, else 0."""
+    """y = max(x, 0).  dL/dx = gy where x > 0, else 0; y > 0 exactly where x > 0, so the
+    output, which the next layer usually keeps anyway, gives the mask."""
+
+    keep_inputs, keep_outputs = (), (0,)
 
     def forward(self, x):
         return backend.get_array_module(x).maximum(x, 0)
 
     def backward(self, gy):
-        x = self.inputs[0].data
-        return gy * Tensor._wrap((x > 0).astype(x.dtype))
+        y = self.output().data
+        return gy * Tensor._wrap((y > 0).astype(y.dtype))
 
 
 class Tanh(Function):
     """y = tanh x.  dL/dx = gy (1 - y^2)."""
+
+    keep_inputs, keep_outputs = (), (0,)
 
     def forward(self, x):
         return backend.get_array_module(x).tanh(x)
@@ -29,6 +34,8 @@ class Tanh(Function):
 class Sigmoid(Function):
     """y = 1 / (1 + e^-x), computed as (tanh(x/2) + 1) / 2, which never
     overflows.  dL/dx = gy y (1 - y)."""
+
+    keep_inputs, keep_outputs = (), (0,)
 
     def forward(self, x):
         xp = backend.get_array_module(x)
@@ -46,6 +53,8 @@ class Softmax(Function):
     exponent <= 0, so nothing overflows for large inputs.
     dy_i/dx_k = y_i (delta_ik - y_k), hence dL/dx = y * (gy - sum(gy * y)).
     """
+
+    keep_inputs, keep_outputs = (), (0,)
 
     def __init__(self, axis):
         self.axis = axis
@@ -66,6 +75,8 @@ class LogSoftmax(Function):
     dy_i/dx_k = delta_ik - softmax_k, hence dL/dx = gy - softmax(x) * sum(gy),
     with softmax(x) = e^y.
     """
+
+    keep_inputs, keep_outputs = (), (0,)
 
     def __init__(self, axis):
         self.axis = axis

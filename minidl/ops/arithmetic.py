@@ -14,6 +14,8 @@ from minidl.tensor import Function, Tensor
 class _Binary(Function):
     """Checks broadcastability up front, so a mismatch names the op and both shapes."""
 
+    keep_inputs = (0, 1)
+
     def __call__(self, a, b):
         if a.shape != b.shape:
             broadcast_shape(type(self).__name__.lower(), a.shape, b.shape)
@@ -23,27 +25,33 @@ class _Binary(Function):
 class Add(_Binary):
     """y = a + b.  dL/da = gy, dL/db = gy (each summed back to its shape)."""
 
+    keep_inputs = keep_outputs = ()
+
     def forward(self, a, b):
+        self.shapes = a.shape, b.shape
         return a + b
 
     def backward(self, gy):
-        a, b = self.inputs
-        return sum_to(gy, a.shape), sum_to(gy, b.shape)
+        return sum_to(gy, self.shapes[0]), sum_to(gy, self.shapes[1])
 
 
 class Sub(_Binary):
     """y = a - b.  dL/da = gy, dL/db = -gy."""
 
+    keep_inputs = keep_outputs = ()
+
     def forward(self, a, b):
+        self.shapes = a.shape, b.shape
         return a - b
 
     def backward(self, gy):
-        a, b = self.inputs
-        return sum_to(gy, a.shape), sum_to(-gy, b.shape)
+        return sum_to(gy, self.shapes[0]), sum_to(-gy, self.shapes[1])
 
 
 class Mul(_Binary):
     """y = a * b.  dL/da = gy * b, dL/db = gy * a."""
+
+    keep_outputs = ()
 
     def forward(self, a, b):
         return a * b
@@ -55,6 +63,8 @@ class Mul(_Binary):
 
 class Div(_Binary):
     """y = a / b.  dL/da = gy / b, dL/db = -gy * a / b**2."""
+
+    keep_outputs = ()
 
     def forward(self, a, b):
         return a / b
@@ -68,6 +78,8 @@ class Div(_Binary):
 class Neg(Function):
     """y = -x.  dL/dx = -gy."""
 
+    keep_inputs = keep_outputs = ()
+
     def forward(self, x):
         return -x
 
@@ -77,6 +89,8 @@ class Neg(Function):
 
 class PowScalar(Function):
     """y = x ** c for a constant c.  dL/dx = gy * c * x**(c-1)."""
+
+    keep_inputs, keep_outputs = (0,), ()
 
     def __init__(self, c):
         self.c = c
@@ -92,6 +106,8 @@ class PowScalar(Function):
 class Pow(_Binary):
     """y = a ** b, both tensors.  dL/da = gy * b * a**(b-1), dL/db = gy * y * log(a)."""
 
+    keep_outputs = (0,)
+
     def forward(self, a, b):
         return a ** b
 
@@ -104,6 +120,8 @@ class Pow(_Binary):
 class Exp(Function):
     """y = e**x.  dL/dx = gy * y."""
 
+    keep_inputs, keep_outputs = (), (0,)
+
     def forward(self, x):
         return backend.get_array_module(x).exp(x)
 
@@ -113,6 +131,8 @@ class Exp(Function):
 
 class Log(Function):
     """y = ln x.  dL/dx = gy / x."""
+
+    keep_inputs, keep_outputs = (0,), ()
 
     def forward(self, x):
         return backend.get_array_module(x).log(x)
@@ -124,6 +144,8 @@ class Log(Function):
 class Sqrt(Function):
     """y = sqrt(x).  dL/dx = gy / (2 y)."""
 
+    keep_inputs, keep_outputs = (), (0,)
+
     def forward(self, x):
         return backend.get_array_module(x).sqrt(x)
 
@@ -133,6 +155,8 @@ class Sqrt(Function):
 
 class Abs(Function):
     """y = |x|.  dL/dx = gy * sign(x) (0 at x = 0, as PyTorch)."""
+
+    keep_inputs, keep_outputs = (0,), ()
 
     def forward(self, x):
         return backend.get_array_module(x).abs(x)
@@ -144,6 +168,8 @@ class Abs(Function):
 
 class Clip(Function):
     """y = min(max(x, lo), hi).  dL/dx = gy where lo <= x <= hi, else 0."""
+
+    keep_inputs, keep_outputs = (0,), ()
 
     def __init__(self, lo, hi):
         self.lo, self.hi = lo, hi
@@ -164,6 +190,8 @@ class Clip(Function):
 class Maximum(_Binary):
     """y = max(a, b) elementwise.  The gradient goes to the larger input; on a
     tie it is split half and half (as PyTorch does)."""
+
+    keep_outputs = ()
 
     def forward(self, a, b):
         return backend.get_array_module(a).maximum(a, b)

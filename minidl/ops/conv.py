@@ -133,6 +133,8 @@ class _Conv(Function):
     (G, OC/G, Cg*kh*kw) make the whole layer one batched matmul.
     """
 
+    keep_inputs, keep_outputs = (0, 1), ()  # the gradient for each input is made from the other one
+
     def __init__(self, stride=1, padding=0, dilation=1, groups=1):
         self.stride = _pair("stride", stride)
         self.padding = _pair("padding", padding)

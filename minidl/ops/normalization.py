@@ -17,6 +17,7 @@ class LocalResponseNorm(Function):
     """
 
     double_backward = False
+    keep_inputs = keep_outputs = (0,)
 
     def __init__(self, size, alpha, beta, k):
         self.args = (size, alpha, beta, k)
@@ -42,6 +43,7 @@ class BatchNorm(Function):
     """
 
     double_backward = False
+    keep_inputs, keep_outputs = (0, 1), ()  # x and gamma; beta's gradient needs only gy
 
     def __init__(self, eps):
         self.eps = eps
@@ -51,7 +53,7 @@ class BatchNorm(Function):
         return y
 
     def backward(self, gy):
-        x, gamma, _ = (t.data for t in self.inputs)
+        x, gamma = self.inputs[0].data, self.inputs[1].data
         return tuple(Tensor._wrap(g) for g in kernels.batch_norm_backward(gy.data, x, gamma, self.mean, self.invstd))
 
 

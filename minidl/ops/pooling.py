@@ -19,15 +19,18 @@ class MaxPool2d(Function):
     chose. On ties the first pixel in window order gets it all, as in PyTorch.
     """
 
+    keep_inputs = keep_outputs = ()  # the argmax and x's shape are all backward needs
+
     def __init__(self, kernel, stride, padding, ceil_mode):
         self.kernel, self.stride, self.padding, self.ceil_mode = kernel, stride, padding, ceil_mode
 
     def forward(self, x):
+        self.x_shape = x.shape
         y, self.argmax = kernels.max_pool2d_forward(x, self.kernel, self.stride, self.padding, self.ceil_mode)
         return y
 
     def backward(self, gy):
-        return MaxPool2dGrad(self.argmax, self.inputs[0].shape)(gy)
+        return MaxPool2dGrad(self.argmax, self.x_shape)(gy)
 
 
 class MaxPool2dGrad(Function):
@@ -36,6 +39,8 @@ class MaxPool2dGrad(Function):
     It is linear in gy, and its adjoint is the gather: dL/dgy = ggx read at
     ``argmax``, written with getitem so it is differentiable again.
     """
+
+    keep_inputs = keep_outputs = ()
 
     def __init__(self, argmax, x_shape):
         self.argmax, self.x_shape = argmax, tuple(x_shape)
@@ -58,19 +63,24 @@ class AvgPool2d(Function):
     AvgPool2dGrad. The two are each other's adjoints (backward of backward).
     """
 
+    keep_inputs = keep_outputs = ()
+
     def __init__(self, kernel, stride, padding, ceil_mode, count_include_pad):
         self.args = (kernel, stride, padding, ceil_mode, count_include_pad)
 
     def forward(self, x):
+        self.x_shape = x.shape
         return kernels.avg_pool2d_forward(x, *self.args)
 
     def backward(self, gy):
-        return AvgPool2dGrad(self.inputs[0].shape, *self.args)(gy)
+        return AvgPool2dGrad(self.x_shape, *self.args)(gy)
 
 
 class AvgPool2dGrad(Function):
     """The backward of AvgPool2d: spread each gy / divisor over its window. Its
     adjoint, hence its backward, is AvgPool2d with the same settings."""
+
+    keep_inputs = keep_outputs = ()
 
     def __init__(self, x_shape, kernel, stride, padding, ceil_mode, count_include_pad):
         self.x_shape, self.args = tuple(x_shape), (kernel, stride, padding, ceil_mode, count_include_pad)

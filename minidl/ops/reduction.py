@@ -18,6 +18,8 @@ def _keepdims_shape(shape, axes):
 class BroadcastTo(Function):
     """y = x repeated along new or size-1 axes to ``shape``.  dL/dx = sum_to(dL/dy, x.shape)."""
 
+    keep_inputs = keep_outputs = ()
+
     def __init__(self, shape):
         self.shape = tuple(shape)
 
@@ -36,6 +38,8 @@ class BroadcastTo(Function):
 class SumTo(Function):
     """y = x summed over the axes that broadcasting ``shape`` to x.shape added or
     stretched.  dL/dx = broadcast_to(dL/dy, x.shape)."""
+
+    keep_inputs = keep_outputs = ()
 
     def __init__(self, shape):
         self.shape = tuple(shape)
@@ -69,6 +73,8 @@ def sum_to(x, shape):
 class Sum(Function):
     """y = sum of x over ``axis``.  dL/dx = dL/dy broadcast back over the summed axes."""
 
+    keep_inputs = keep_outputs = ()
+
     def __init__(self, axis, keepdims):
         self.axis, self.keepdims = axis, keepdims
 
@@ -83,6 +89,8 @@ class Sum(Function):
 
 class Mean(Function):
     """y = mean of x over ``axis`` (n elements each).  dL/dx = dL/dy / n, broadcast back."""
+
+    keep_inputs = keep_outputs = ()
 
     def __init__(self, axis, keepdims):
         self.axis, self.keepdims = axis, keepdims
@@ -110,6 +118,7 @@ class _Extremum(Function):
     """
 
     reduce = None  # "max" or "min"
+    keep_inputs = keep_outputs = (0,)
 
     def __init__(self, axis, keepdims):
         self.axis, self.keepdims = axis, keepdims

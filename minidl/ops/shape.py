@@ -42,6 +42,8 @@ def _resolve_shape(op, in_shape, shape):
 class Reshape(Function):
     """y = x with a new shape, same elements in the same order.  dL/dx = gy reshaped back."""
 
+    keep_inputs = keep_outputs = ()
+
     def __init__(self, shape):
         self.shape = shape
 
@@ -55,6 +57,8 @@ class Reshape(Function):
 
 class Transpose(Function):
     """y = x with its axes permuted by ``axes``.  dL/dx = gy permuted by the inverse permutation."""
+
+    keep_inputs = keep_outputs = ()
 
     def __init__(self, axes):
         self.axes = axes
@@ -88,22 +92,27 @@ class GetItem(Function):
     places; with advanced indexing a repeated index receives the sum of its
     gradients."""
 
+    keep_inputs = keep_outputs = ()
+
     def __init__(self, index):
         self.index = index
 
     def forward(self, x):
+        self.in_shape = x.shape
         try:
             return x[self.index]
         except IndexError as e:
             raise IndexError(f"getitem: {e} (tensor of shape {x.shape})") from None
 
     def backward(self, gy):
-        return GetItemGrad(self.index, self.inputs[0].shape)(gy)
+        return GetItemGrad(self.index, self.in_shape)(gy)
 
 
 class GetItemGrad(Function):
     """The backward of GetItem: scatter gy into zeros of ``in_shape`` at ``index``.
     It is linear in gy, so its own backward is GetItem again."""
+
+    keep_inputs = keep_outputs = ()
 
     def __init__(self, index, in_shape):
         self.index, self.in_shape = index, in_shape
@@ -124,18 +133,21 @@ class GetItemGrad(Function):
 class Concat(Function):
     """y = the inputs joined along ``axis``.  dL/dx_i = the slice of gy that x_i filled."""
 
+    keep_inputs = keep_outputs = ()
+
     def __init__(self, axis):
         self.axis = axis
 
     def forward(self, *xs):
+        self.sizes = [x.shape[self.axis] for x in xs]
         xp = backend.get_array_module(xs[0])
         return xp.concatenate(xs, axis=self.axis)
 
     def backward(self, gy):
         grads, start = [], 0
         lead = (slice(None),) * self.axis
-        for x in self.inputs:
-            stop = start + x.shape[self.axis]
+        for size in self.sizes:
+            stop = start + size
             grads.append(gy[lead + (slice(start, stop),)])
             start = stop
         return tuple(grads)
@@ -143,6 +155,8 @@ class Concat(Function):
 
 class Cast(Function):
     """y = x converted to ``dtype``.  dL/dx = gy converted back to x's dtype."""
+
+    keep_inputs = keep_outputs = ()
 
     def __init__(self, dtype):
         self.dtype = np.dtype(dtype)
@@ -157,6 +171,8 @@ class Cast(Function):
 
 class ToDevice(Function):
     """y = x copied to ``device``.  dL/dx = gy copied back to x's device."""
+
+    keep_inputs = keep_outputs = ()
 
     def __init__(self, device):
         self.device = device
