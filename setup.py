@@ -8,6 +8,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["minidl", "minidl.*", "minidl_models", "minidl_models.*"]),
+    package_data={"minidl.kernels.cuda_impl": ["*.cu"]},
     install_requires=["numpy>=1.24", "numba>=0.59", "tqdm>=4"],
     extras_require={
         "gpu": ["cupy-cuda12x"],

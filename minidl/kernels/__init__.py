@@ -7,8 +7,9 @@ implementation that fits its arrays (`implementation`):
   ``numpy_impl`` (the reference, always present) or ``numba_impl`` (compiled, parallel
   over the batch and channels; float32 and float64 only, other dtypes fall back to the
   reference, which promotes like NumPy);
-- CuPy arrays run the reference too, which is written against the array module ``xp`` and
-  runs unchanged on the GPU.
+- CuPy arrays run ``cuda_impl``, CUDA kernels that minidl owns (float32 and float64 only;
+  other dtypes, or a mix of them, fall back to the reference, which is written against the
+  array module ``xp`` and runs unchanged on the GPU).
 
 A new implementation is a module with these functions; the same tests run on each.
 
@@ -64,14 +65,24 @@ config.register(
         "Per process: it picks an implementation, and every thread gets the same answers from either.")
 
 
-def implementation(*arrays):
-    """The kernel module that runs on ``arrays``: see the module docstring."""
-    if config.kernels == "numba" and not any(backend.is_cupy_array(a) for a in arrays):
-        dtypes = {a.dtype for a in arrays if a.dtype.kind == "f"}
-        if len(dtypes) == 1 and dtypes <= {np.dtype(np.float32), np.dtype(np.float64)}:
-            from minidl.kernels import numba_impl
+_COMPILED_DTYPES = {np.dtype(np.float32), np.dtype(np.float64)}
 
-            return numba_impl
+
+def implementation(*arrays):
+    """The kernel module that runs on ``arrays``: see the module docstring. The compiled sets
+    take one float dtype, float32 or float64, for all their float arrays (index arrays such
+    as argmax are int64), so any other mix goes to the reference, which promotes like NumPy."""
+    dtypes = {a.dtype for a in arrays if a.dtype.kind == "f"}
+    compiled = len(dtypes) == 1 and dtypes <= _COMPILED_DTYPES
+    if any(backend.is_cupy_array(a) for a in arrays):
+        if compiled:
+            from minidl.kernels import cuda_impl
+
+            return cuda_impl
+    elif compiled and config.kernels == "numba":
+        from minidl.kernels import numba_impl
+
+        return numba_impl
     from minidl.kernels import numpy_impl
 
     return numpy_impl
