@@ -29,6 +29,7 @@ are keyed by that place in the graph, not by the tensor object, for the same
 reason. ``backward`` releases what each function kept as it passes (unless
 ``retain_graph``).
 """
+import contextlib
 import heapq
 import itertools
 import weakref
@@ -55,18 +56,28 @@ def is_grad_enabled():
     return _local.grad_enabled
 
 
-def set_grad_enabled(enabled):
-    """Context in which graph recording is on or off (``using_config('grad_enabled', enabled)``)."""
-    return using_config("grad_enabled", enabled)
+class set_grad_enabled(contextlib.ContextDecorator):
+    """Context (or decorator) in which graph recording is on or off: ``using_config('grad_enabled',
+    enabled)``, written out because every backward() and optimizer step enters it, where the
+    generic path's lookups cost a few microseconds."""
+
+    def __init__(self, enabled):
+        self.enabled = bool(enabled)
+
+    def __enter__(self):
+        self.old, _local.grad_enabled = _local.grad_enabled, self.enabled
+
+    def __exit__(self, *exc):
+        _local.grad_enabled = self.old
 
 
 def no_grad():
     """Context in which operations build no graph (inference, optimizer steps)."""
-    return using_config("grad_enabled", False)
+    return set_grad_enabled(False)
 
 
 def enable_grad():
-    return using_config("grad_enabled", True)
+    return set_grad_enabled(True)
 
 
 class AnomalyError(FloatingPointError):
