@@ -1,5 +1,6 @@
 """What every benchmark shares: the process's thread settings, timing by median of repeats, and
-a header naming the machine. Every benchmark imports this module first, before NumPy."""
+a header naming the machine; for the benchmarks that take ``--device``, the device they run on,
+timed between device synchronisations. Every benchmark imports this module first, before NumPy."""
 import json
 import os
 import platform
@@ -56,8 +57,9 @@ def try_import_torch():
     return torch
 
 
-def machine_header():
-    """Lines naming the machine, versions and thread settings, for the top of every report."""
+def machine_header(device=None):
+    """Lines naming the machine, versions and thread settings, for the top of every report; with a
+    CUDA `Device`, the GPU, its driver and CUDA runtime, and CuPy's version and TF32 setting too."""
     import minidl
 
     lines = [
@@ -86,6 +88,8 @@ def machine_header():
                                       "NUMBA_NUM_THREADS", "OPENBLAS_THREAD_TIMEOUT", "OMP_WAIT_POLICY")
            if k in os.environ}
     lines.append(f"thread settings: {env or 'library defaults'}")
+    if device is not None and device.cuda:
+        lines += device.header(torch)
     return lines
 
 
@@ -100,6 +104,141 @@ def select_kernels(args):
 
     if args.kernels:
         minidl.config.kernels = args.kernels
+
+
+def add_device_option(parser):
+    """``--device cpu|cuda`` and ``--tf32``; pass the parser and the parsed args to
+    :func:`select_device` straight after parsing."""
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                        help="where minidl computes, and PyTorch beside it where the benchmark runs it (default: cpu)")
+    parser.add_argument("--tf32", action="store_true",
+                        help="with --device cuda: let float32 GEMMs and convolutions use TF32 tensor cores in both "
+                             "libraries (CuPy: CUPY_TF32=1; PyTorch: torch.backends.cuda.matmul.allow_tf32 and "
+                             "torch.backends.cudnn.allow_tf32). Default: full float32 on both")
+
+
+def select_device(parser, args):
+    """The `Device` that ``--device`` and ``--tf32`` ask for, with this process set up for it.
+
+    On cuda: ``CUPY_TF32`` is set (to 1 with ``--tf32``, else 0), which CuPy reads once, when it
+    is imported, so this must run before minidl first touches the GPU; then CuPy is imported
+    through minidl, and where CuPy or a GPU is missing the benchmark exits with minidl's
+    message (status 2) instead of a traceback."""
+    if args.tf32 and args.device != "cuda":
+        parser.error("--tf32 applies to --device cuda only")
+    if args.device == "cuda":
+        os.environ["CUPY_TF32"] = "1" if args.tf32 else "0"
+        from minidl import backend
+
+        try:
+            backend.cupy()
+        except backend.DeviceError as e:
+            print(f"{parser.prog}: error: {e}", file=sys.stderr)
+            sys.exit(2)
+    return Device(args.device, args.tf32)
+
+
+class Device:
+    """The device a benchmark runs on, and how to time work there.
+
+    On cuda both libraries queue kernels and return before they finish, so every timed call is
+    bracketed by a device synchronisation (`gpu_times`), and a call's first run, in which CuPy and
+    minidl compile their kernels (or load them from CuPy's cache) and cuBLAS and cuDNN pick their
+    algorithms, is reported apart from the steady state."""
+
+    def __init__(self, name="cpu", tf32=False):
+        self.name, self.tf32 = name, bool(tf32)
+        self.cuda = name == "cuda"
+
+    def array(self, a):
+        """A host array placed on this device (minidl's backend does the copy)."""
+        from minidl import backend
+
+        return backend.to_device(a, self.name)
+
+    def tensor(self, a, requires_grad=False):
+        """A leaf minidl tensor on this device with the values of host array ``a``."""
+        import minidl
+
+        return minidl.tensor(self.array(a), requires_grad=requires_grad)
+
+    def sync(self):
+        """Wait for minidl's (CuPy's) queued GPU work; nothing on the CPU."""
+        if self.cuda:
+            from minidl import backend
+
+            backend.cupy().cuda.Device().synchronize()
+
+    def torch_device(self, torch):
+        """PyTorch's device string for this device, with the same TF32 choice as minidl; None when
+        PyTorch cannot use it (a CPU-only build on a GPU machine)."""
+        if not self.cuda:
+            return "cpu"
+        if not torch.cuda.is_available():
+            return None
+        torch.backends.cuda.matmul.allow_tf32 = self.tf32
+        torch.backends.cudnn.allow_tf32 = self.tf32
+        return "cuda"
+
+    def torch_sync(self, torch):
+        if self.cuda:
+            torch.cuda.synchronize()
+
+    def header(self, torch=None):
+        """Header lines for a CUDA run: the GPU, driver, runtime, CuPy and the TF32 setting."""
+        from minidl import backend
+
+        cp = backend.cupy()
+        runtime = cp.cuda.runtime
+        index = runtime.getDevice()
+        props = runtime.getDeviceProperties(index)
+        name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
+
+        def version(v):  # CUDA's 13000 -> 13.0
+            return f"{v // 1000}.{v % 1000 // 10}"
+
+        driver = ""
+        try:  # the driver's own release number, where NVML's Python binding is installed
+            import pynvml
+
+            pynvml.nvmlInit()
+            driver = pynvml.nvmlSystemGetDriverVersion()
+            driver = (driver.decode() if isinstance(driver, bytes) else driver) + " "
+        except Exception:
+            pass
+        lines = [f"gpu {index}: {name}, {props['totalGlobalMem'] / 2 ** 30:.0f} GiB, compute capability "
+                 f"{props['major']}.{props['minor']}, {props['multiProcessorCount']} multiprocessors",
+                 f"nvidia driver {driver}supporting CUDA {version(runtime.driverGetVersion())}, CUDA runtime "
+                 f"{version(runtime.runtimeGetVersion())}, cupy {cp.__version__}",
+                 "float32 GEMMs and convolutions: " + ("TF32 allowed (CUPY_TF32=1; torch allow_tf32 flags on)"
+                                                       if self.tf32 else "full float32 (CUPY_TF32=0; torch "
+                                                       "allow_tf32 flags off)"),
+                 "minidl on cuda: CuPy arrays run minidl.kernels.cuda_impl whatever the CPU kernel set"]
+        if torch is not None:
+            cuda = torch.version.cuda or "none"
+            seen = torch.cuda.is_available()
+            cudnn = torch.backends.cudnn.version() if seen else None
+            lines.append(f"torch CUDA {cuda}, cuDNN {cudnn}, sees the GPU: {seen}")
+        return lines
+
+
+def timed_call(fn, sync):
+    """Seconds of one call of ``fn``, from a synchronised start to a synchronised end."""
+    sync()
+    t0 = time.perf_counter()
+    fn()
+    sync()
+    return time.perf_counter() - t0
+
+
+def gpu_times(fn, sync, repeat, warmup=1):
+    """``(first, median)``: the seconds of the first call of ``fn`` in this process (kernel
+    compiles, library set-up) and the median of ``repeat`` later calls, after ``warmup`` untimed
+    ones; every timed call is bracketed by ``sync`` (a device synchronisation)."""
+    first = timed_call(fn, sync)
+    for _ in range(warmup):
+        fn()
+    return first, statistics.median(timed_call(fn, sync) for _ in range(repeat))
 
 
 def write_json(path, payload):

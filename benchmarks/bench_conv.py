@@ -10,7 +10,12 @@ backward time spent inside np.matmul, which runs every GEMM of minidl's convolut
 is data movement (im2col, col2im, the Winograd transforms, the bias). The machine's float32
 GEMM rate and the Numba first-call (compile or cache load) time are printed for context.
 
-    python benchmarks/bench_conv.py [--quick] [--repeat 5] [--json out.json]
+With ``--device cuda`` every layer runs on the GPU instead, next to PyTorch CUDA: minidl's CUDA
+kernels with im2col and with Winograd, each forward and forward + backward timed between device
+synchronisations, the first call of the process (kernel compiles, cuBLAS and cuDNN set-up)
+apart from the median of the later ones; full float32 unless ``--tf32``.
+
+    python benchmarks/bench_conv.py [--quick] [--repeat 5] [--json out.json] [--device cuda [--tf32]]
 """
 import argparse
 import os
@@ -20,7 +25,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # _common first, before NumPy loads: it sets this process's threads
-from _common import machine_header, median_time, try_import_torch, write_json  # noqa: E402
+from _common import (add_device_option, gpu_times, machine_header, median_time, select_device,  # noqa: E402
+                     try_import_torch, write_json)
 import numpy as np  # noqa: E402
 
 import minidl as mdl  # noqa: E402
@@ -164,7 +170,11 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="a quarter of the batch (LeNet 32, the others 2)")
     p.add_argument("--repeat", type=int, default=5, help="rounds per measurement; the median is reported")
     p.add_argument("--json", default=None, help="also write the results here")
+    add_device_option(p)
     args = p.parse_args(argv)
+    device = select_device(p, args)
+    if device.cuda:
+        return main_cuda(args, device)
 
     for line in machine_header():
         print(line)
@@ -234,6 +244,185 @@ def main(argv=None):
         print(f"{'geometric mean':<{width}}" + (f"{s:8.2f}" if s else f"{'-':>8}") + f" {g:8.2f}")
     write_json(args.json, {"gemm_gflops": peak, "numba_first_call_s": cold, "quick": args.quick,
                            "repeat": args.repeat, "rows": rows})
+
+
+# --- on a GPU ---------------------------------------------------------------------------------
+# minidl's ways of running a layer on CuPy arrays: (label, conv algorithm). Any float32 CuPy array
+# runs minidl.kernels.cuda_impl; the CPU kernel set only enters through 'auto's choice of algorithm.
+CUDA_CONFIGS = [("im2col", "im2col"), ("winograd", "winograd")]
+
+
+def cuda_gemm_gflops(device, n=4096):
+    """float32 GEMM rate of cupy.matmul on an n x n product (TF32 where --tf32 allowed it)."""
+    a = device.array(np.random.default_rng(0).standard_normal((n, n)).astype(np.float32))
+    _, seconds = gpu_times(lambda: a @ a, device.sync, repeat=10)
+    return 2 * n ** 3 / seconds / 1e9
+
+
+def cuda_compile_seconds(device):
+    """Seconds of the first forward + backward on the GPU of a small layer with each algorithm:
+    NVRTC compiling minidl's kernels and CuPy its own (or loading them from CuPy's on-disk cache)."""
+    x, w, b = (np.ones(shape, np.float32) for shape in ((1, 16, 6, 6), (16, 16, 3, 3), (16,)))
+    t0 = time.perf_counter()
+    for algorithm in ("im2col", "winograd"):
+        with mdl.using_config("conv_algorithm", algorithm):
+            _minidl_cuda_step(device, x, w, b, 1, 1)()
+    device.sync()
+    return time.perf_counter() - t0
+
+
+def _minidl_cuda_step(device, x_np, w_np, b_np, stride, pad):
+    xg, wg, bg = (device.tensor(a, requires_grad=True) for a in (x_np, w_np, b_np))
+    with mdl.no_grad():
+        gy = device.tensor(np.ones(conv2d(xg, wg, bg, stride=stride, padding=pad).shape, np.float32))
+
+    def forward_backward():
+        xg.grad = wg.grad = bg.grad = None
+        conv2d(xg, wg, bg, stride=stride, padding=pad).backward(gy)
+
+    return forward_backward
+
+
+def measure_minidl_cuda(device, x_np, w_np, b_np, stride, pad, repeat):
+    """((first, median) forward, (first, median) forward + backward) seconds on the GPU."""
+    x, w, b = (device.tensor(a) for a in (x_np, w_np, b_np))
+
+    def forward():
+        with mdl.no_grad():
+            conv2d(x, w, b, stride=stride, padding=pad)
+
+    return (gpu_times(forward, device.sync, repeat),
+            gpu_times(_minidl_cuda_step(device, x_np, w_np, b_np, stride, pad), device.sync, repeat))
+
+
+def gemm_share_cuda(device, x_np, w_np, b_np, stride, pad, repeat):
+    """The share of a forward + backward pass on the GPU spent in cupy.matmul, which runs every GEMM
+    of minidl's convolutions: each GEMM is bracketed by device synchronisations, so that its time is
+    its own, and so is the pass it is part of; the median over ``repeat`` passes."""
+    cp = mdl.backend.cupy()
+    step = _minidl_cuda_step(device, x_np, w_np, b_np, stride, pad)
+    step()
+    matmul, inside = cp.matmul, []
+
+    def timed(*args, **kwargs):
+        device.sync()
+        t0 = time.perf_counter()
+        try:
+            return matmul(*args, **kwargs)
+        finally:
+            device.sync()
+            inside.append(time.perf_counter() - t0)
+
+    shares = []
+    cp.matmul = timed
+    try:
+        for _ in range(repeat):
+            inside.clear()
+            device.sync()
+            t0 = time.perf_counter()
+            step()
+            device.sync()
+            shares.append(sum(inside) / (time.perf_counter() - t0))
+    finally:
+        cp.matmul = matmul
+    return statistics.median(shares)
+
+
+def measure_torch_cuda(torch, device, x_np, w_np, b_np, stride, pad, repeat):
+    F = torch.nn.functional
+    x, w, b = (torch.from_numpy(a).to("cuda") for a in (x_np, w_np, b_np))
+
+    def sync():
+        device.torch_sync(torch)
+
+    def forward():
+        with torch.no_grad():
+            F.conv2d(x, w, b, stride=stride, padding=pad)
+
+    xg, wg, bg = (t.clone().requires_grad_() for t in (x, w, b))
+    gy = torch.ones_like(F.conv2d(x, w, b, stride=stride, padding=pad))
+
+    def forward_backward():
+        xg.grad = wg.grad = bg.grad = None
+        F.conv2d(xg, wg, bg, stride=stride, padding=pad).backward(gy)
+
+    return gpu_times(forward, sync, repeat), gpu_times(forward_backward, sync, repeat)
+
+
+def main_cuda(args, device):
+    torch = try_import_torch()
+    for line in machine_header(device):
+        print(line)
+    torch_device = device.torch_device(torch) if torch is not None else None
+    if torch is not None and torch_device is None:
+        print("torch: installed, but it sees no CUDA device; its columns are left out")
+    repeat = 3 * args.repeat
+    suite = [(name, (max(2, shape[0] // 4),) + shape[1:] if args.quick else shape, oc, k, s, pad)
+             for name, shape, oc, k, s, pad in SUITE]
+    cold = cuda_compile_seconds(device)
+    peak = cuda_gemm_gflops(device)
+    ours, shares = [], []
+    for _, shape, oc, k, s, pad in suite:
+        inputs = layer_inputs(shape, oc, k)
+        times = {}
+        for label, algorithm in CUDA_CONFIGS:
+            if algorithm == "winograd" and not winograd.applies((k, k), (s, s), (pad, pad), (1, 1), 1):
+                times[label] = ((None, None), (None, None))
+                continue
+            with mdl.using_config("conv_algorithm", algorithm):
+                times[label] = measure_minidl_cuda(device, *inputs, s, pad, repeat)
+        ours.append(times)
+        with mdl.using_config("conv_algorithm", "auto"):
+            shares.append(gemm_share_cuda(device, *inputs, s, pad, args.repeat))
+    theirs = [((None, None), (None, None))] * len(suite)
+    if torch_device is not None:
+        theirs = [measure_torch_cuda(torch, device, *layer_inputs(shape, oc, k), s, pad, repeat)
+                  for _, shape, oc, k, s, pad in suite]
+
+    precision = "TF32 allowed" if device.tf32 else "full float32"
+    print(f"float32 GEMM (cupy.matmul 4096x4096, {precision}): {peak:.0f} GFLOP/s")
+    print(f"CUDA kernels: first forward + backward in this process {cold:.2f} s (NVRTC and CuPy compiling, "
+          "or loading CuPy's on-disk cache); the medians below are warm")
+    print(f"\nconv2d float32 on cuda ({precision}), milliseconds: median of {repeat} calls, each between device "
+          "synchronisations. im2col and winograd = minidl's CUDA kernels around cuBLAS GEMMs; auto = what minidl "
+          "runs by default; 1st = auto's first call on that layer (algorithm and memory set-up), torch 1st the same.\n"
+          "vs torch = torch time / auto time (speed, higher is better); %gemm = share of auto's forward+backward "
+          "time inside cupy.matmul, with a synchronisation around each GEMM.")
+    rows = []
+    for phase, index in (("forward", 0), ("forward + backward", 1)):
+        print(f"\n{phase}")
+        head = (f"{'layer':13} {'input':>15} {'out':>4} {'k':>2} {'s':>1} {'p':>1} | {'torch':>7} {'1st':>7} | "
+                f"{'im2col':>7} {'winograd':>8} | {'auto':>8} {'1st':>7} {'vs torch':>8}"
+                + (f" {'%gemm':>5}" if index else ""))
+        print(head)
+        print("-" * len(head))
+        speed = []
+        for (name, shape, oc, k, stride, pad), times, ref, share in zip(suite, ours, theirs, shares):
+            choice = auto_choice(shape, oc, k, stride, pad)
+            first, auto = times[choice][index]
+            ref_first, ref_median = ref[index]
+            speed.append(ref_median / auto if ref_median else None)
+
+            def ms(v, w):
+                return f"{v * 1e3:{w}.2f}" if v else f"{'-':>{w}}"
+
+            print(f"{name:13} {'x'.join(map(str, shape)):>15} {oc:4d} {k:2d} {stride:1d} {pad:1d} | "
+                  f"{ms(ref_median, 7)} {ms(ref_first, 7)} | {ms(times['im2col'][index][1], 7)} "
+                  f"{ms(times['winograd'][index][1], 8)} | {choice:>8} {ms(first, 7)} "
+                  + (f"{speed[-1]:8.2f}" if speed[-1] else f"{'-':>8}") + (f" {100 * share:4.0f}%" if index else ""))
+            if index:
+                rows.append({"layer": name, "input": list(shape), "out_channels": oc, "kernel": k, "stride": stride,
+                             "padding": pad, "forward_flops": 2 * forward_macs(shape, oc, k, stride, pad),
+                             "auto": choice, "gemm_share": share,
+                             "torch": {"forward_s": list(ref[0]), "forward_backward_s": list(ref[1])},
+                             **{label: {"forward_s": list(times[label][0]), "forward_backward_s": list(times[label][1])}
+                                for label, _ in CUDA_CONFIGS}})
+        s = geomean(speed)
+        width = len(head) - 8 - (6 if index else 0)  # up to the "vs torch" column
+        print(f"{'geometric mean':<{width}}" + (f"{s:8.2f}" if s else f"{'-':>8}"))
+    write_json(args.json, {"device": "cuda", "tf32": device.tf32, "gemm_gflops": peak, "first_call_s": cold,
+                           "quick": args.quick, "repeat": repeat, "times": "(first call, median) seconds",
+                           "rows": rows})
 
 
 if __name__ == "__main__":

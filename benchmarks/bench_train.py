@@ -3,7 +3,12 @@
 One training step is forward, cross-entropy, backward and an Adam update on a batch of 1x32x32
 float32 images. Synthetic data: the arithmetic is the same as on MNIST, and no download is needed.
 
+With ``--device cuda`` both run on the GPU (PyTorch CUDA beside minidl's CUDA kernels), every step
+timed between device synchronisations and the first step of each (kernel compiles, library
+set-up) reported apart from the median; full float32 unless ``--tf32``.
+
     python benchmarks/bench_train.py [--batch-sizes 64 256] [--steps 30] [--kernels numba] [--json out.json]
+                                     [--device cuda [--tf32]]
 """
 import argparse
 import os
@@ -13,7 +18,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # _common first, before NumPy loads: it sets this process's threads
-from _common import add_kernels_option, machine_header, select_kernels, try_import_torch, write_json  # noqa: E402
+from _common import (Device, add_device_option, add_kernels_option, gpu_times, machine_header,  # noqa: E402
+                     select_device, select_kernels, try_import_torch, write_json)
 import numpy as np  # noqa: E402
 
 import minidl as mdl  # noqa: E402
@@ -35,13 +41,13 @@ def images_per_second(step, batch_size, steps, warmup=3):
     return batch_size / statistics.median(times)
 
 
-def minidl_step(batch_size):
+def minidl_step(batch_size, device=Device()):
     mdl.manual_seed(0)
-    model = lenet5()
+    model = lenet5().to(device.name)
     opt = mdl.optim.Adam(model.parameters(), lr=1e-3)
     rng = np.random.default_rng(0)
-    x = mdl.tensor(rng.standard_normal((batch_size, 1, 32, 32)).astype(np.float32))
-    y = mdl.tensor(rng.integers(0, 10, batch_size))
+    x = device.tensor(rng.standard_normal((batch_size, 1, 32, 32)).astype(np.float32))
+    y = device.tensor(rng.integers(0, 10, batch_size))
 
     def step():
         loss = F.cross_entropy(model(x), y)
@@ -51,16 +57,16 @@ def minidl_step(batch_size):
     return step
 
 
-def torch_step(torch, batch_size):
+def torch_step(torch, batch_size, device="cpu"):
     nn = torch.nn
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(1, 6, 5), nn.Tanh(), nn.AvgPool2d(2), nn.Conv2d(6, 16, 5), nn.Tanh(),
                           nn.AvgPool2d(2), nn.Conv2d(16, 120, 5), nn.Tanh(), nn.Flatten(), nn.Linear(120, 84),
-                          nn.Tanh(), nn.Linear(84, 10))
+                          nn.Tanh(), nn.Linear(84, 10)).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     rng = np.random.default_rng(0)
-    x = torch.from_numpy(rng.standard_normal((batch_size, 1, 32, 32)).astype(np.float32))
-    y = torch.from_numpy(rng.integers(0, 10, batch_size))
+    x = torch.from_numpy(rng.standard_normal((batch_size, 1, 32, 32)).astype(np.float32)).to(device)
+    y = torch.from_numpy(rng.integers(0, 10, batch_size)).to(device)
 
     def step():
         loss = nn.functional.cross_entropy(model(x), y)
@@ -76,8 +82,12 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=30, help="timed steps per measurement")
     add_kernels_option(p)
     p.add_argument("--json", default=None)
+    add_device_option(p)
     args = p.parse_args(argv)
+    device = select_device(p, args)
     select_kernels(args)
+    if device.cuda:
+        return main_cuda(args, device)
 
     for line in machine_header():
         print(line)
@@ -93,6 +103,37 @@ def main(argv=None):
         ref_s = f"{ref:12.0f}" if ref else f"{'-':>12}"
         print(f"{bs:6d} {ours:13.0f} {ref_s} {ratio}")
     write_json(args.json, {"kernels": mdl.config.kernels, "rows": rows})
+
+
+def main_cuda(args, device):
+    """The same steps on the GPU: images/s from the median step, each step between device
+    synchronisations, and each library's first step (kernel compiles, set-up) on its own."""
+    torch = try_import_torch()
+    for line in machine_header(device):
+        print(line)
+    torch_device = device.torch_device(torch) if torch is not None else None
+    if torch is not None and torch_device is None:
+        print("torch: installed, but it sees no CUDA device; its columns are left out")
+    precision = "TF32 allowed" if device.tf32 else "full float32"
+    print(f"\nLeNet-5 training step (forward + backward + Adam) on cuda, float32 ({precision}), median of "
+          f"{args.steps} steps, each between device synchronisations; 1st = the first step in the process\n")
+    print(f"{'batch':>6} {'minidl img/s':>13} {'torch img/s':>12} {'minidl/torch':>13} {'minidl 1st s':>13} "
+          f"{'torch 1st s':>12}")
+    rows = []
+    for bs in args.batch_sizes:
+        first, median = gpu_times(minidl_step(bs, device), device.sync, args.steps, warmup=2)
+        ref_first = ref_median = None
+        if torch_device is not None:
+            ref_first, ref_median = gpu_times(torch_step(torch, bs, torch_device), lambda: device.torch_sync(torch),
+                                              args.steps, warmup=2)
+        ours, ref = bs / median, (bs / ref_median if ref_median else None)
+        rows.append({"batch_size": bs, "minidl_images_per_s": ours, "torch_images_per_s": ref,
+                     "minidl_first_step_s": first, "torch_first_step_s": ref_first})
+        ratio = f"{ours / ref:13.2f}" if ref else f"{'-':>13}"
+        ref_s = f"{ref:12.0f}" if ref else f"{'-':>12}"
+        ref_first_s = f"{ref_first:12.3f}" if ref_first else f"{'-':>12}"
+        print(f"{bs:6d} {ours:13.0f} {ref_s} {ratio} {first:13.3f} {ref_first_s}")
+    write_json(args.json, {"device": "cuda", "tf32": device.tf32, "kernels": mdl.config.kernels, "rows": rows})
 
 
 if __name__ == "__main__":

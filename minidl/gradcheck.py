@@ -164,7 +164,7 @@ def gradgradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
     inputs, checked = _prepare_inputs(inputs)
     outputs = _differentiable_outputs(fn, fn(*inputs))
     rng = np.random.default_rng(seed + 1)
-    vs = [Tensor(rng.standard_normal(y.shape), requires_grad=True) for y in outputs]
+    vs = [Tensor(backend.to_device(rng.standard_normal(y.shape), y.device), requires_grad=True) for y in outputs]
     n = len(inputs)
 
     def first_derivatives(*args):

@@ -549,8 +549,10 @@ class Function:
         ys = self.forward(*xs)
         if not isinstance(ys, tuple):
             ys = (ys,)
+        # A NumPy scalar result (a 0-d reduction) becomes an array on the inputs' device; an array
+        # stays where forward put it (ToDevice's output is on another device than its input).
         xp = backend.get_array_module(xs[0]) if xs else np
-        outputs = [Tensor._wrap(y if isinstance(y, xp.ndarray) else xp.asarray(y)) for y in ys]
+        outputs = [Tensor._wrap(y if backend.is_array(y) else xp.asarray(y)) for y in ys]
         if _local.anomaly:
             _check_finite(self, [o.data for o in outputs], "forward output")
         if _local.grad_enabled and any(x._requires_grad for x in inputs):
