@@ -214,16 +214,16 @@ def test_plateau_state_dict_round_trip(tmp_path):
 # --- errors -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("make, error, pattern", [
-    (lambda o: StepLR(o, step_size=0), ValueError, r"StepLR: step_size must be an integer >= 1, got 0"),
-    (lambda o: StepLR(o, step_size=2.5), ValueError, r"StepLR: step_size must be an integer >= 1, got 2.5"),
-    (lambda o: StepLR(o, step_size=3, gamma=-0.1), ValueError, r"StepLR: gamma must be a number > 0, got -0.1"),
-    (lambda o: ExponentialLR(o, gamma=0), ValueError, r"ExponentialLR: gamma must be a number > 0, got 0"),
+    (lambda o: StepLR(o, step_size=0), ValueError, r"StepLR: step_size must be an int >= 1; got 0"),
+    (lambda o: StepLR(o, step_size=2.5), ValueError, r"StepLR: step_size must be an int >= 1; got 2.5"),
+    (lambda o: StepLR(o, step_size=3, gamma=-0.1), ValueError, r"StepLR: gamma must be a number > 0; got -0.1"),
+    (lambda o: ExponentialLR(o, gamma=0), ValueError, r"ExponentialLR: gamma must be a number > 0; got 0"),
     (lambda o: StepLR("opt", step_size=3), TypeError, r"StepLR: expected an optimizer, got str"),
     (lambda o: ReduceLROnPlateau(o, factor=1.0), ValueError, r"ReduceLROnPlateau: factor must be a number in \[0, 1\)"),
-    (lambda o: ReduceLROnPlateau(o, mode="minimum"), ValueError, r"mode must be 'min' or 'max', got 'minimum'"),
+    (lambda o: ReduceLROnPlateau(o, mode="minimum"), ValueError, r"ReduceLROnPlateau: mode must be 'min' or 'max'; got 'minimum'"),
     (lambda o: ReduceLROnPlateau(o, threshold_mode="relative"), ValueError, r"threshold_mode must be 'rel' or 'abs'"),
-    (lambda o: ReduceLROnPlateau(o, patience=-1), ValueError, r"patience must be an integer >= 0, got -1"),
-    (lambda o: ReduceLROnPlateau(o, cooldown=0.5), ValueError, r"cooldown must be an integer >= 0, got 0.5"),
+    (lambda o: ReduceLROnPlateau(o, patience=-1), ValueError, r"ReduceLROnPlateau: patience must be an int >= 0; got -1"),
+    (lambda o: ReduceLROnPlateau(o, cooldown=0.5), ValueError, r"ReduceLROnPlateau: cooldown must be an int >= 0; got 0.5"),
     (lambda o: ReduceLROnPlateau(o, min_lr=[0.1, 0.2]), ValueError,
      r"ReduceLROnPlateau: min_lr has 2 values, but the optimizer has 1 parameter groups"),
     (lambda o: ReduceLROnPlateau(o, min_lr=-1), ValueError, r"min_lr must be a number >= 0"),
@@ -242,6 +242,6 @@ def test_load_state_dict_of_another_kind_is_refused():
     plateau = ReduceLROnPlateau(make_opt())
     bad = plateau.state_dict()
     bad["mode"] = "sideways"
-    with pytest.raises(ValueError, match=r"mode must be 'min' or 'max', got 'sideways'"):
+    with pytest.raises(ValueError, match=r"mode must be 'min' or 'max'; got 'sideways'"):
         plateau.load_state_dict(bad)
     assert plateau.mode == "min"

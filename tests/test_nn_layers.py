@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 import minidl as mdl
-from minidl import nn
+from minidl import _checks, nn
+from minidl.nn import functional as F
 
 
 def randn(rng, *shape, dtype=np.float32):
@@ -131,14 +132,27 @@ def test_batchnorm_cumulative_average_and_no_tracking(rng):
 
 @pytest.mark.parametrize("fn, pattern", [
     (lambda r: nn.Linear(4, 3)(randn(r, 2, 5)),
-     r"Linear\(in_features=4, out_features=3, bias=True\): .*4 features; got shape \(2, 5\)"),
+     r"Linear\(in_features=4, out_features=3, bias=True\): input of shape \(2, 5\) has 5 features, "
+     r"but the weight of shape \(3, 4\) expects 4"),
+    (lambda r: nn.Linear(-1, 3), r"Linear: in_features must be an int >= 0; got -1"),
     (lambda r: nn.Conv2d(3, 4, 3)(randn(r, 2, 5, 8, 8)),
      r"Conv2d\(3, 4, kernel_size=\(3, 3\), stride=\(1, 1\)\): "
-     r"expected a 4-D input \(N, 3, H, W\); got shape \(2, 5, 8, 8\)"),
-    (lambda r: nn.Conv2d(3, 4, 3)(randn(r, 3, 8, 8)), r"Conv2d.*got shape \(3, 8, 8\)"),
+     r"input of shape \(2, 5, 8, 8\) has 5 channels, but weight of shape \(4, 3, 3, 3\) with groups=1 expects 3"),
+    (lambda r: nn.Conv2d(3, 4, 3)(randn(r, 3, 8, 8)),
+     r"Conv2d\(3, 4, kernel_size=\(3, 3\), stride=\(1, 1\)\): expected a 4-D \(N, C, H, W\) input; "
+     r"got shape \(3, 8, 8\)"),
+    (lambda r: nn.Conv2d(3, 4, 5, padding=1)(randn(r, 1, 3, 2, 2)),
+     r"Conv2d\(3, 4, kernel_size=\(5, 5\), stride=\(1, 1\), padding=\(1, 1\)\): kernel \(5, 5\) "
+     r"with dilation \(1, 1\) spans \(5, 5\) pixels, more than the padded input \(4, 4\)"),
     (lambda r: nn.Conv2d(3, 4, 3, groups=2), r"Conv2d: in_channels \(3\) and out_channels \(4\) .* groups \(2\)"),
-    (lambda r: nn.Conv2d(3, 4, 0), r"Conv2d: kernel_size must be an int >= 1; got 0"),
-    (lambda r: nn.Conv2d(3, 4, (3, 3, 3)), r"Conv2d: kernel_size must be an int or a pair"),
+    (lambda r: nn.Conv2d(3, 4, 0), r"Conv2d: kernel_size must be >= 1; got 0"),
+    (lambda r: nn.Conv2d(3, 4, (3, 3, 3)), r"Conv2d: kernel_size must be an int or a pair of ints \(h, w\); "
+                                           r"got \(3, 3, 3\)"),
+    (lambda r: nn.Conv2d(3, 4, 3, stride=(1, 0)), r"Conv2d: stride must be >= 1; got \(1, 0\)"),
+    (lambda r: nn.Conv2d(3, 4, 3, padding=-1), r"Conv2d: padding must be >= 0; got -1"),
+    (lambda r: nn.Conv2d(3, 4, 3, dilation=1.5), r"Conv2d: dilation must be an int or a pair of ints \(h, w\); "
+                                                 r"got 1.5"),
+    (lambda r: nn.Conv2d(4, 4, 3, groups=True), r"Conv2d: groups must be an int >= 1; got True"),
     (lambda r: nn.BatchNorm2d(3)(randn(r, 4, 3)),
      r"BatchNorm2d\(3, .*\): expected a 4-D \(N, C, H, W\) input; got shape \(4, 3\)"),
     (lambda r: nn.BatchNorm1d(3)(randn(r, 4, 3, 2, 2)),
@@ -147,14 +161,66 @@ def test_batchnorm_cumulative_average_and_no_tracking(rng):
     (lambda r: nn.BatchNorm2d(16)(randn(r, 2, 8, 4, 4)),
      r"BatchNorm2d\(16, .*\): expected 16 features .*got 8 in an input of shape \(2, 8, 4, 4\)"),
     (lambda r: nn.BatchNorm1d(0), r"BatchNorm1d: num_features must be an int >= 1; got 0"),
-    (lambda r: nn.Dropout(1.0), r"Dropout: p must be a probability in \[0, 1\); got 1.0"),
+    (lambda r: nn.BatchNorm1d(3)(randn(r, 1, 3)),
+     r"BatchNorm1d\(3, .*\): expected more than 1 value per channel when training; got input of shape \(1, 3\)"),
+    (lambda r: nn.BatchNorm1d(3)(randn(r, 4, 3, dtype=np.int64)),
+     r"BatchNorm1d\(3, .*\): expected a floating-point input; got int64"),
+    (lambda r: nn.Dropout(1.0), r"Dropout: p must be in \[0, 1\); got 1.0"),
+    (lambda r: nn.Dropout("0.5"), r"Dropout: p must be in \[0, 1\); got '0.5'"),
     (lambda r: nn.LocalResponseNorm(0), r"LocalResponseNorm: size must be an int >= 1; got 0"),
-    (lambda r: nn.CrossEntropyLoss("avg"), r"CrossEntropyLoss: reduction must be one of .*got 'avg'"),
-    (lambda r: nn.MaxPool2d(2)(randn(r, 3, 4)), r"max_pool2d: expected a 4-D input"),
+    (lambda r: nn.LocalResponseNorm(3)(randn(r, 4, 3)),
+     r"LocalResponseNorm\(3, alpha=.*\): expected an input of 3 or more dimensions \(N, C, \.\.\.\); "
+     r"got shape \(4, 3\)"),
+    (lambda r: nn.CrossEntropyLoss("avg"), r"CrossEntropyLoss: reduction must be 'mean', 'sum' or 'none'; got 'avg'"),
+    (lambda r: nn.CrossEntropyLoss()(randn(r, 3, 4), np.array([0, 4, 1])),
+     r"CrossEntropyLoss\(\): target 4 is out of range for 4 classes \(expected 0 <= target < 4\)"),
+    (lambda r: nn.MSELoss()(randn(r, 2, 3), randn(r, 3, 2)),
+     r"MSELoss\(\): the inputs must have the same shape; got \(2, 3\) and \(3, 2\)"),
+    (lambda r: nn.MaxPool2d(2)(randn(r, 3, 4)),
+     r"MaxPool2d\(kernel_size=2, stride=2, padding=0, ceil_mode=False\): expected a 4-D \(N, C, H, W\) input; "
+     r"got shape \(3, 4\)"),
+    (lambda r: nn.AvgPool2d(3)(randn(r, 1, 1, 2, 2)),
+     r"AvgPool2d\(kernel_size=3, .*\): the 3x3 window does not fit the input of shape \(1, 1, 2, 2\)"),
+    # Pooling layers check their settings when made, as Conv2d does, not at the first forward.
+    (lambda r: nn.MaxPool2d(0), r"MaxPool2d: kernel_size must be >= 1; got 0"),
+    (lambda r: nn.MaxPool2d((2, 2, 2)), r"MaxPool2d: kernel_size must be an int or a pair of ints \(h, w\); "
+                                        r"got \(2, 2, 2\)"),
+    (lambda r: nn.MaxPool2d(2, stride=0), r"MaxPool2d: stride must be >= 1; got 0"),
+    (lambda r: nn.MaxPool2d(3, padding=2), r"MaxPool2d: padding must be at most half of kernel_size=\(3, 3\); got 2"),
+    (lambda r: nn.AvgPool2d(2.0), r"AvgPool2d: kernel_size must be an int or a pair of ints \(h, w\); got 2.0"),
+    (lambda r: nn.AvgPool2d(2, stride=(1, -1)), r"AvgPool2d: stride must be >= 1; got \(1, -1\)"),
+    (lambda r: nn.AvgPool2d(2, padding=-1), r"AvgPool2d: padding must be >= 0; got -1"),
 ])
 def test_errors_name_the_layer_and_shapes(rng, fn, pattern):
     with pytest.raises(ValueError, match=pattern):
         fn(rng)
+
+
+def test_forward_checks_the_input_only(rng, monkeypatch):
+    """A layer checks its settings once, in __init__: with every settings check made to fail
+    afterwards, forward still runs (the input checks are all it does), and the functionals,
+    which check their settings on every call, do not."""
+    layers = [(nn.Conv2d(2, 4, 3, padding=1), (2, 2, 5, 5)), (nn.MaxPool2d(2), (1, 2, 4, 4)),
+              (nn.AvgPool2d(3, stride=2, padding=1), (1, 2, 5, 5)), (nn.LocalResponseNorm(3), (2, 4, 3)),
+              (nn.Dropout(0.5), (3, 4)), (nn.Linear(4, 3), (2, 4)), (nn.BatchNorm1d(4), (3, 4)),
+              (nn.BatchNorm2d(2), (2, 2, 3, 3))]
+    cross_entropy, mse = nn.CrossEntropyLoss(), nn.MSELoss(reduction="sum")
+
+    def refuse(*args):
+        raise AssertionError("a settings check ran again")
+
+    for name in ("require", "check_int", "pair", "check_probability"):
+        monkeypatch.setattr(_checks, name, refuse)
+    for layer, shape in layers:
+        layer(randn(rng, *shape))
+    cross_entropy(randn(rng, 3, 4), np.array([0, 3, 1]))
+    mse(randn(rng, 2, 3), randn(rng, 2, 3))
+    x = randn(rng, 1, 2, 4, 4)
+    for call in (lambda: F.conv2d(x, randn(rng, 3, 2, 3, 3)), lambda: F.max_pool2d(x, 2),
+                 lambda: F.avg_pool2d(x, 2), lambda: F.local_response_norm(x, 3), lambda: F.dropout(x, 0.5),
+                 lambda: F.mse_loss(x, x)):
+        with pytest.raises(AssertionError, match="a settings check ran again"):
+            call()
 
 
 # --- cross-check against PyTorch --------------------------------------------------------

@@ -172,7 +172,8 @@ def t(*shape, dtype=np.float64):
 @pytest.mark.parametrize("fn, pattern", [
     (lambda: local_response_norm(t(2, 3), 2),
      r"local_response_norm: expected an input of 3 or more dimensions \(N, C, \.\.\.\); got shape \(2, 3\)"),
-    (lambda: local_response_norm(t(1, 3, 2), 0), r"local_response_norm: size must be a positive int; got 0"),
+    (lambda: local_response_norm(t(1, 3, 2), 0), r"local_response_norm: size must be an int >= 1; got 0"),
+    (lambda: local_response_norm(t(1, 3, 2), 2.0), r"local_response_norm: size must be an int >= 1; got 2.0"),
     (lambda: local_response_norm(t(1, 3, 2, dtype=np.int64), 2),
      r"local_response_norm: expected a floating-point input; got int64"),
     (lambda: batch_norm(t(1, 3), None, None, None, None, True),
@@ -186,7 +187,7 @@ def t(*shape, dtype=np.float64):
      r"batch_norm: running_mean of shape \(2,\) does not match the 3 channels"),
     (lambda: batch_norm(t(2, 3, 4), t(3), t(5), None, None, True), r"batch_norm: running_var of shape \(5,\)"),
     (lambda: batch_norm(t(3), None, None, None, None, True),
-     r"batch_norm: expected a 2-D, 3-D or 4-D input \(N, C, \.\.\.\); got shape \(3,\)"),
+     r"batch_norm: expected a 2-D, 3-D or 4-D \(N, C, \.\.\.\) input; got shape \(3,\)"),
     (lambda: batch_norm(t(2, 3, 1, 1, 1), None, None, None, None, True), r"got shape \(2, 3, 1, 1, 1\)"),
     (lambda: batch_norm(t(2, 3), None, None, None, None, False),
      r"batch_norm: running_mean and running_var are needed in evaluation mode"),

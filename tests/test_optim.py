@@ -333,7 +333,7 @@ def test_load_state_dict_errors_leave_the_optimizer_unchanged():
         opt.load_state_dict({"state": {}})
     bad = opt.state_dict()
     bad["param_groups"][0]["lr"] = -1.0
-    with pytest.raises(ValueError, match=r"Adam: lr must be a number >= 0, got -1.0"):
+    with pytest.raises(ValueError, match=r"Adam: lr must be a number >= 0; got -1.0"):
         opt.load_state_dict(bad)
     assert opt.param_groups[0]["lr"] == 1e-3
 
@@ -341,28 +341,28 @@ def test_load_state_dict_errors_leave_the_optimizer_unchanged():
 # --- errors -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("make, error, pattern", [
-    (lambda p: optim.SGD(p, lr=-0.1), ValueError, r"SGD: lr must be a number >= 0, got -0.1"),
-    (lambda p: optim.SGD(p, lr=float("nan")), ValueError, r"SGD: lr must be a number >= 0, got nan"),
+    (lambda p: optim.SGD(p, lr=-0.1), ValueError, r"SGD: lr must be a number >= 0; got -0.1"),
+    (lambda p: optim.SGD(p, lr=float("nan")), ValueError, r"SGD: lr must be a number >= 0; got nan"),
     (lambda p: optim.SGD(p), ValueError, r"SGD: lr is required"),
-    (lambda p: optim.SGD(p, lr="0.1"), ValueError, r"SGD: lr must be a number >= 0, got '0.1'"),
-    (lambda p: optim.SGD(p, lr=0.1, momentum=-0.5), ValueError, r"SGD: momentum must be a number >= 0, got -0.5"),
+    (lambda p: optim.SGD(p, lr="0.1"), ValueError, r"SGD: lr must be a number >= 0; got '0.1'"),
+    (lambda p: optim.SGD(p, lr=0.1, momentum=-0.5), ValueError, r"SGD: momentum must be a number >= 0; got -0.5"),
     (lambda p: optim.SGD(p, lr=0.1, dampening=1.5), ValueError, r"SGD: dampening must be a number in \[0, 1\]"),
-    (lambda p: optim.SGD(p, lr=0.1, weight_decay=-1), ValueError, r"SGD: weight_decay must be a number >= 0, got -1"),
+    (lambda p: optim.SGD(p, lr=0.1, weight_decay=-1), ValueError, r"SGD: weight_decay must be a number >= 0; got -1"),
     (lambda p: optim.SGD(p, lr=0.1, nesterov=True), ValueError,
      r"SGD: nesterov=True needs momentum > 0 and dampening = 0, got momentum=0 and dampening=0"),
     (lambda p: optim.SGD(p, lr=0.1, momentum=0.9, dampening=0.1, nesterov=True), ValueError,
      r"got momentum=0.9 and dampening=0.1"),
     (lambda p: optim.Adam(p, betas=(0.9, 1.0)), ValueError,
-     r"Adam: betas must be a pair \(beta1, beta2\) of numbers in \[0, 1\), got \(0.9, 1.0\)"),
+     r"Adam: betas must be a pair \(beta1, beta2\) of numbers in \[0, 1\); got \(0.9, 1.0\)"),
     (lambda p: optim.Adam(p, betas=(-0.1, 0.9)), ValueError, r"Adam: betas must be"),
     (lambda p: optim.Adam(p, betas=0.9), ValueError, r"Adam: betas must be"),
     (lambda p: optim.Adam(p, eps=-1e-8), ValueError, r"Adam: eps must be a number >= 0"),
     (lambda p: optim.Adagrad(p, lr_decay=-0.1), ValueError, r"Adagrad: lr_decay must be a number >= 0"),
     (lambda p: optim.Adagrad(p, initial_accumulator_value=-1), ValueError, r"Adagrad: initial_accumulator_value"),
-    (lambda p: optim.RMSprop(p, alpha=1.5), ValueError, r"RMSprop: alpha must be a number in \[0, 1\], got 1.5"),
+    (lambda p: optim.RMSprop(p, alpha=1.5), ValueError, r"RMSprop: alpha must be a number in \[0, 1\]; got 1.5"),
     (lambda p: optim.RMSprop(p, momentum=-0.1), ValueError, r"RMSprop: momentum must be a number >= 0"),
-    (lambda p: optim.RMSprop(p, centered=1), ValueError, r"RMSprop: centered must be True or False, got 1"),
-    (lambda p: optim.SGD([{"params": p, "lr": -1}], lr=0.1), ValueError, r"SGD: lr must be a number >= 0, got -1"),
+    (lambda p: optim.RMSprop(p, centered=1), ValueError, r"RMSprop: centered must be True or False; got 1"),
+    (lambda p: optim.SGD([{"params": p, "lr": -1}], lr=0.1), ValueError, r"SGD: lr must be a number >= 0; got -1"),
 ])
 def test_bad_settings(make, error, pattern):
     with pytest.raises(error, match=pattern):

@@ -190,21 +190,27 @@ def test_max_pool_double_backward_gathers_at_argmax():
 # --- errors -----------------------------------------------------------------------
 
 @pytest.mark.parametrize("fn, pattern", [
-    (lambda: max_pool2d(t(3, 4, 4), 2), r"max_pool2d: expected a 4-D input \(N, C, H, W\); got shape \(3, 4, 4\)"),
+    (lambda: max_pool2d(t(3, 4, 4), 2), r"max_pool2d: expected a 4-D \(N, C, H, W\) input; got shape \(3, 4, 4\)"),
     (lambda: avg_pool2d(t(1, 1, 2, 2), 3), r"avg_pool2d: the 3x3 window does not fit the input of shape "
                                            r"\(1, 1, 2, 2\) with padding \(0, 0\) \(output would be 0x0\)"),
     (lambda: max_pool2d(t(1, 1, 4, 2), (2, 3)), r"max_pool2d: the 2x3 window does not fit .* \(output would be 2x0\)"),
-    (lambda: max_pool2d(t(1, 1, 4, 4), 3, padding=2), r"max_pool2d: padding must be between 0 and half the kernel "
-                                                      r"size; got padding \(2, 2\) for kernel_size \(3, 3\)"),
-    (lambda: avg_pool2d(t(1, 1, 4, 4), 2, padding=-1), r"avg_pool2d: padding .* got padding \(-1, -1\)"),
-    (lambda: max_pool2d(t(1, 1, 4, 4), 2, stride=0), r"max_pool2d: stride must be at least 1; got \(0, 0\)"),
-    (lambda: avg_pool2d(t(1, 1, 4, 4), 2, stride=(1, -1)), r"avg_pool2d: stride must be at least 1; got \(1, -1\)"),
-    (lambda: max_pool2d(t(1, 1, 4, 4), 0), r"max_pool2d: kernel_size must be positive; got \(0, 0\)"),
-    (lambda: max_pool2d(t(1, 1, 4, 4), (2, 2, 2)), r"max_pool2d: kernel_size must be an int or a pair of ints; "
-                                                   r"got \(2, 2, 2\)"),
-    (lambda: avg_pool2d(t(1, 1, 4, 4), 2.0), r"avg_pool2d: kernel_size must be an int or a pair of ints; got 2.0"),
+    (lambda: max_pool2d(t(1, 1, 4, 4), 3, padding=2), r"max_pool2d: padding must be at most half of "
+                                                      r"kernel_size=\(3, 3\); got 2"),
+    (lambda: max_pool2d(t(1, 1, 4, 4), (3, 2), padding=(1, 2)), r"max_pool2d: padding must be at most half of "
+                                                                r"kernel_size=\(3, 2\); got \(1, 2\)"),
+    (lambda: avg_pool2d(t(1, 1, 4, 4), 2, padding=-1), r"avg_pool2d: padding must be >= 0; got -1"),
+    (lambda: max_pool2d(t(1, 1, 4, 4), 2, stride=0), r"max_pool2d: stride must be >= 1; got 0"),
+    (lambda: avg_pool2d(t(1, 1, 4, 4), 2, stride=(1, -1)), r"avg_pool2d: stride must be >= 1; got \(1, -1\)"),
+    (lambda: max_pool2d(t(1, 1, 4, 4), 2, stride=(1, 2, 3)), r"max_pool2d: stride must be an int or a pair of "
+                                                             r"ints \(h, w\); got \(1, 2, 3\)"),
+    (lambda: max_pool2d(t(1, 1, 4, 4), 0), r"max_pool2d: kernel_size must be >= 1; got 0"),
+    (lambda: max_pool2d(t(1, 1, 4, 4), (2, 2, 2)), r"max_pool2d: kernel_size must be an int or a pair of ints "
+                                                   r"\(h, w\); got \(2, 2, 2\)"),
+    (lambda: avg_pool2d(t(1, 1, 4, 4), 2.0), r"avg_pool2d: kernel_size must be an int or a pair of ints \(h, w\); "
+                                             r"got 2.0"),
     (lambda: max_pool2d(t(1, 1, 4, 4, dtype=np.int64), 2), r"max_pool2d: expected a floating-point input; got int64"),
-    (lambda: adaptive_avg_pool2d(t(4, 4), 2), r"adaptive_avg_pool2d: expected a 4-D input .* got shape \(4, 4\)"),
+    (lambda: adaptive_avg_pool2d(t(4, 4), 2), r"adaptive_avg_pool2d: expected a 4-D \(N, C, H, W\) input; "
+                                              r"got shape \(4, 4\)"),
     (lambda: adaptive_avg_pool2d(t(1, 1, 4, 4), 0), r"adaptive_avg_pool2d: output_size must be positive; got 0"),
     (lambda: adaptive_avg_pool2d(t(1, 1, 4, 4), (2, 2, 2)), r"adaptive_avg_pool2d: output_size must be an int, "
                                                             r"None, or a pair of them; got \(2, 2, 2\)"),

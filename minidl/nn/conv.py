@@ -2,11 +2,11 @@
 
 import numpy as np
 
-from minidl.nn import functional as F
+from minidl import _checks
 from minidl.nn import init
-from minidl.nn._checks import check_int, check_pair, layer_name
 from minidl.nn.module import Module
 from minidl.nn.parameter import Parameter
+from minidl.ops import conv
 
 
 class Conv2d(Module):
@@ -21,13 +21,11 @@ class Conv2d(Module):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
                  bias=True):
         super().__init__()
-        self.in_channels = check_int("Conv2d", "in_channels", in_channels, 1)
-        self.out_channels = check_int("Conv2d", "out_channels", out_channels, 1)
-        self.kernel_size = check_pair("Conv2d", "kernel_size", kernel_size, 1)
-        self.stride = check_pair("Conv2d", "stride", stride, 1)
-        self.padding = check_pair("Conv2d", "padding", padding, 0)
-        self.dilation = check_pair("Conv2d", "dilation", dilation, 1)
-        self.groups = check_int("Conv2d", "groups", groups, 1)
+        self.in_channels = _checks.check_int("Conv2d", "in_channels", in_channels, 1)
+        self.out_channels = _checks.check_int("Conv2d", "out_channels", out_channels, 1)
+        self.kernel_size = _checks.pair("Conv2d", "kernel_size", kernel_size, 1)
+        self.stride, self.padding, self.dilation, self.groups = conv.conv_settings(
+            "Conv2d", stride, padding, dilation, groups)
         if in_channels % groups or out_channels % groups:
             raise ValueError(
                 f"Conv2d: in_channels ({in_channels}) and out_channels ({out_channels}) must both be "
@@ -45,11 +43,10 @@ class Conv2d(Module):
         init.default_(self.weight, self.bias)
 
     def forward(self, x):
-        if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(
-                f"{layer_name(self)}: expected a 4-D input (N, {self.in_channels}, H, W); got shape {tuple(x.shape)}"
-            )
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        # The settings were checked in __init__; only the input is new.
+        settings = self.stride, self.padding, self.dilation, self.groups
+        conv.check_conv_input(_checks.layer_name(self), x, self.weight, self.bias, *settings)
+        return conv._conv2d(x, self.weight, self.bias, *settings)
 
     def extra_repr(self):
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"

@@ -1,7 +1,7 @@
 """Dropout layer."""
-from minidl.nn import functional as F
-from minidl.nn._checks import check_probability
+from minidl import _checks
 from minidl.nn.module import Module
+from minidl.ops import dropout
 
 
 class Dropout(Module):
@@ -11,11 +11,11 @@ class Dropout(Module):
 
     def __init__(self, p=0.5, inplace=False):
         super().__init__()
-        self.p = check_probability("Dropout", p)
+        self.p = _checks.check_probability("Dropout", p)
         self.inplace = inplace
 
     def forward(self, x):
-        return F.dropout(x, self.p, training=self.training)
+        return dropout._dropout(x, self.p, self.training)  # p was checked in __init__
 
     def extra_repr(self):
         return f"p={self.p}, inplace={self.inplace}"

@@ -13,11 +13,10 @@ backward passes with s = gain sqrt(2 / (fan_in + fan_out)). A uniform
 distribution U(-b, b) has standard deviation b/sqrt(3), so b = sqrt(3) s.
 """
 import math
-import numbers
 
 import numpy as np
 
-from minidl import backend, random
+from minidl import _checks, backend, random
 from minidl.tensor import Tensor
 
 _LINEAR_GAIN = ("linear", "identity", "sigmoid", "conv1d", "conv2d", "conv3d",
@@ -39,7 +38,7 @@ def calculate_gain(nonlinearity, param=None):
     if nonlinearity == "leaky_relu":
         if param is None:
             slope = 0.01
-        elif isinstance(param, numbers.Real) and not isinstance(param, bool):
+        elif _checks.is_real(param):
             slope = param
         else:
             raise ValueError(f"calculate_gain: negative slope {param!r} is not a number")

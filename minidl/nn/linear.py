@@ -2,11 +2,11 @@
 
 import numpy as np
 
-from minidl.nn import functional as F
+from minidl import _checks
 from minidl.nn import init
-from minidl.nn._checks import check_int, layer_name
 from minidl.nn.module import Module
 from minidl.nn.parameter import Parameter
+from minidl.ops import linalg
 
 
 class Identity(Module):
@@ -27,8 +27,8 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, bias=True):
         super().__init__()
-        self.in_features = check_int("Linear", "in_features", in_features, 0)
-        self.out_features = check_int("Linear", "out_features", out_features, 0)
+        self.in_features = _checks.check_int("Linear", "in_features", in_features, 0)
+        self.out_features = _checks.check_int("Linear", "out_features", out_features, 0)
         self.weight = Parameter(np.empty((self.out_features, self.in_features), dtype=np.float32))
         if bias:
             self.bias = Parameter(np.empty(self.out_features, dtype=np.float32))
@@ -40,12 +40,8 @@ class Linear(Module):
         init.default_(self.weight, self.bias)
 
     def forward(self, x):
-        if x.ndim == 0 or x.shape[-1] != self.in_features:
-            raise ValueError(
-                f"{layer_name(self)}: expected an input whose last axis has {self.in_features} features; "
-                f"got shape {tuple(x.shape)}"
-            )
-        return F.linear(x, self.weight, self.bias)
+        linalg.check_linear_input(_checks.layer_name(self), x, self.weight, self.bias)
+        return linalg._linear(x, self.weight, self.bias)
 
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"

@@ -1,27 +1,26 @@
 """Loss layers: ``loss = criterion(prediction, target)``."""
-from minidl.nn import functional as F
+from minidl import _checks
 from minidl.nn.module import Module
-
-_REDUCTIONS = ("mean", "sum", "none")
+from minidl.ops import loss
 
 
 class _Loss(Module):
     def __init__(self, reduction="mean"):
         super().__init__()
-        if reduction not in _REDUCTIONS:
-            raise ValueError(f"{type(self).__name__}: reduction must be one of {_REDUCTIONS}; got {reduction!r}")
-        self.reduction = reduction
+        self.reduction = loss.check_reduction(type(self).__name__, reduction)  # once, here
 
 
 class CrossEntropyLoss(_Loss):
     """Softmax cross-entropy of logits (N, C) against integer class targets (N,)."""
 
     def forward(self, logits, target):
-        return F.cross_entropy(logits, target, reduction=self.reduction)
+        t = loss.check_cross_entropy_input(_checks.layer_name(self), logits, target)
+        return loss._cross_entropy(logits, t, self.reduction)
 
 
 class MSELoss(_Loss):
     """Squared error between prediction and target, averaged (or summed, or per element)."""
 
     def forward(self, prediction, target):
-        return F.mse_loss(prediction, target, reduction=self.reduction)
+        loss.check_mse_input(_checks.layer_name(self), prediction, target)
+        return loss._mse_loss(prediction, target, self.reduction)

@@ -1,11 +1,11 @@
 """Normalisation layers: batch normalisation and local response normalisation."""
 import numpy as np
 
-from minidl.nn import functional as F
+from minidl import _checks
 from minidl.nn import init
-from minidl.nn._checks import check_int, layer_name
 from minidl.nn.module import Module
 from minidl.nn.parameter import Parameter
+from minidl.ops import normalization
 from minidl.tensor import Tensor
 
 
@@ -26,7 +26,7 @@ class _BatchNorm(Module):
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
         super().__init__()
-        self.num_features = check_int(type(self).__name__, "num_features", num_features, 1)
+        self.num_features = _checks.check_int(type(self).__name__, "num_features", num_features, 1)
         self.eps = eps
         self.momentum = momentum
         self.affine = affine
@@ -57,25 +57,19 @@ class _BatchNorm(Module):
             init.ones_(self.weight)
             init.zeros_(self.bias)
 
-    def _check_input(self, x):
-        if x.ndim not in self._dims:
-            raise ValueError(f"{layer_name(self)}: expected a {self._layout} input; got shape {tuple(x.shape)}")
-        if x.shape[1] != self.num_features:
-            raise ValueError(
-                f"{layer_name(self)}: expected {self.num_features} features (channels, axis 1); "
-                f"got {x.shape[1]} in an input of shape {tuple(x.shape)}"
-            )
-
     def forward(self, x):
-        self._check_input(x)
+        use_batch_stats = self.training or self.running_mean is None
+        # In place of batch_norm's checks: the parameters and buffers are this layer's own, of
+        # num_features each, so the input is what is left to check.
+        normalization.check_batch_norm_input(_checks.layer_name(self), x, use_batch_stats, self._dims,
+                                             self._layout, self.num_features)
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
             self.num_batches_tracked.data += 1
             if self.momentum is None:  # cumulative average: the n-th batch gets weight 1/n
                 factor = 1.0 / float(self.num_batches_tracked.item())
-        use_batch_stats = self.training or self.running_mean is None
-        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                            use_batch_stats, factor, self.eps)
+        return normalization._batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                                         use_batch_stats, factor, self.eps)
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
@@ -102,11 +96,12 @@ class LocalResponseNorm(Module):
 
     def __init__(self, size, alpha=1e-4, beta=0.75, k=1.0):
         super().__init__()
-        self.size = check_int("LocalResponseNorm", "size", size, 1)
+        self.size = _checks.check_int("LocalResponseNorm", "size", size, 1)
         self.alpha, self.beta, self.k = alpha, beta, k
 
     def forward(self, x):
-        return F.local_response_norm(x, self.size, self.alpha, self.beta, self.k)
+        normalization.check_lrn_input(_checks.layer_name(self), x)  # size was checked in __init__
+        return normalization._local_response_norm(x, self.size, self.alpha, self.beta, self.k)
 
     def extra_repr(self):
         return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"

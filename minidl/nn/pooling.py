@@ -1,7 +1,9 @@
-"""Pooling layers. The window arithmetic (and its checks) lives in ``F``; output
-sizes follow PyTorch, ``ceil_mode`` included."""
+"""Pooling layers. The window arithmetic (and its checks) lives in ``minidl.ops.pooling``;
+output sizes follow PyTorch, ``ceil_mode`` included."""
+from minidl import _checks
 from minidl.nn import functional as F
 from minidl.nn.module import Module
+from minidl.ops import pooling
 
 
 class MaxPool2d(Module):
@@ -9,13 +11,16 @@ class MaxPool2d(Module):
 
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False):
         super().__init__()
+        # Checked once, here; the attributes keep what was passed, for the repr (PyTorch's).
+        self._window = pooling.pool_settings("MaxPool2d", kernel_size, stride, padding)
         self.kernel_size = kernel_size
         self.stride = kernel_size if stride is None else stride
         self.padding = padding
         self.ceil_mode = ceil_mode
 
     def forward(self, x):
-        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode)
+        pooling.check_pool_input(_checks.layer_name(self), x, *self._window, self.ceil_mode)
+        return pooling._max_pool2d(x, *self._window, self.ceil_mode)
 
     def extra_repr(self):
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
@@ -28,6 +33,8 @@ class AvgPool2d(Module):
 
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
         super().__init__()
+        # Checked once, here; the attributes keep what was passed, for the repr (PyTorch's).
+        self._window = pooling.pool_settings("AvgPool2d", kernel_size, stride, padding)
         self.kernel_size = kernel_size
         self.stride = kernel_size if stride is None else stride
         self.padding = padding
@@ -35,7 +42,8 @@ class AvgPool2d(Module):
         self.count_include_pad = count_include_pad
 
     def forward(self, x):
-        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad)
+        pooling.check_pool_input(_checks.layer_name(self), x, *self._window, self.ceil_mode)
+        return pooling._avg_pool2d(x, *self._window, self.ceil_mode, self.count_include_pad)
 
     def extra_repr(self):
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "

@@ -31,7 +31,7 @@ import threading
 
 import numpy as np
 
-from minidl import backend, kernels
+from minidl import _checks, backend, kernels
 from minidl.config import config
 from minidl.kernels import winograd
 from minidl.tensor import Function, Tensor
@@ -41,7 +41,7 @@ _ALGORITHMS = ("auto", "im2col", "winograd")
 
 
 def _check_workspace_limit(nbytes):
-    if isinstance(nbytes, bool) or not isinstance(nbytes, (int, np.integer)) or nbytes < 1:
+    if not _checks.is_int(nbytes) or nbytes < 1:
         raise ValueError(f"config.workspace_limit: expected a positive number of bytes; got {nbytes!r}")
     return int(nbytes)
 
@@ -110,16 +110,10 @@ def _batch_last(a):
     return a.transpose(1, 2, 0, 3).reshape(g, rows, n * length)
 
 
-def _pair(name, value):
-    """An int or an (h, w) pair of ints as a pair; ValueError otherwise."""
-    def is_int(v):
-        return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-    if is_int(value):
-        return int(value), int(value)
-    if isinstance(value, (tuple, list)) and len(value) == 2 and all(is_int(v) for v in value):
-        return int(value[0]), int(value[1])
-    raise ValueError(f"conv2d: {name} must be an int or a pair of ints (h, w); got {value!r}")
+def _hw(value):
+    """(h, w) from a setting conv_settings has already checked; an int is taken too, since the
+    Functions are also built by hand (tests/gradcases), and checking here would check every call."""
+    return (value, value) if isinstance(value, int) else tuple(value)
 
 
 class _Conv(Function):
@@ -136,9 +130,7 @@ class _Conv(Function):
     keep_inputs, keep_outputs = (0, 1), ()  # the gradient for each input is made from the other one
 
     def __init__(self, stride=1, padding=0, dilation=1, groups=1):
-        self.stride = _pair("stride", stride)
-        self.padding = _pair("padding", padding)
-        self.dilation = _pair("dilation", dilation)
+        self.stride, self.padding, self.dilation = _hw(stride), _hw(padding), _hw(dilation)
         self.groups = int(groups)
 
     def _settings(self):
@@ -328,34 +320,32 @@ def algorithm_for(kernel, stride, padding, dilation, groups, channels, out_size)
     return "winograd" if config.kernels == "numba" and fits and many else "im2col"
 
 
-def _check_args(x, weight, bias, stride, padding, dilation, groups):
-    """ValueError naming conv2d and the offending shapes or values; returns the parsed pairs."""
-    if x.ndim != 4:
-        raise ValueError(f"conv2d: input must be 4-D (N, C, H, W); got shape {x.shape}")
+def conv_settings(where, stride, padding, dilation, groups):
+    """stride, padding and dilation as checked (h, w) pairs, and groups as an int; ValueError
+    naming ``where`` (the op or the layer) otherwise. The layer runs this once, when it is made."""
+    return (_checks.pair(where, "stride", stride, 1), _checks.pair(where, "padding", padding, 0),
+            _checks.pair(where, "dilation", dilation, 1), _checks.check_int(where, "groups", groups, 1))
+
+
+def check_conv_input(where, x, weight, bias, stride, padding, dilation, groups):
+    """ValueError naming ``where`` and the offending shapes unless x, weight and bias fit each other
+    and the settings (as conv_settings returns them): what must be checked on every call."""
+    _checks.check_ndim(where, x, (4,), "4-D (N, C, H, W)")
     if weight.ndim != 4:
         raise ValueError(
-            f"conv2d: weight must be 4-D (out_channels, in_channels/groups, kh, kw); got shape {weight.shape}"
+            f"{where}: weight must be 4-D (out_channels, in_channels/groups, kh, kw); got shape {weight.shape}"
         )
     if 0 in weight.shape:
-        raise ValueError(f"conv2d: weight of shape {weight.shape} has an empty dimension")
-    stride, padding, dilation = _pair("stride", stride), _pair("padding", padding), _pair("dilation", dilation)
-    if min(stride) < 1:
-        raise ValueError(f"conv2d: stride must be >= 1; got {stride}")
-    if min(dilation) < 1:
-        raise ValueError(f"conv2d: dilation must be >= 1; got {dilation}")
-    if min(padding) < 0:
-        raise ValueError(f"conv2d: padding must be >= 0; got {padding}")
-    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
-        raise ValueError(f"conv2d: groups must be a positive int; got {groups!r}")
+        raise ValueError(f"{where}: weight of shape {weight.shape} has an empty dimension")
     c, oc = x.shape[1], weight.shape[0]
     if c % groups or oc % groups:
         raise ValueError(
-            f"conv2d: groups={groups} must divide both the input channels ({c}, input shape {x.shape}) "
+            f"{where}: groups={groups} must divide both the input channels ({c}, input shape {x.shape}) "
             f"and the output channels ({oc}, weight shape {weight.shape})"
         )
     if weight.shape[1] * groups != c:
         raise ValueError(
-            f"conv2d: input of shape {x.shape} has {c} channels, but weight of shape {weight.shape} with "
+            f"{where}: input of shape {x.shape} has {c} channels, but weight of shape {weight.shape} with "
             f"groups={groups} expects {weight.shape[1] * groups} (in_channels/groups={weight.shape[1]} "
             f"x groups={groups})"
         )
@@ -363,15 +353,20 @@ def _check_args(x, weight, bias, stride, padding, dilation, groups):
     padded = tuple(x.shape[2 + a] + 2 * padding[a] for a in (0, 1))
     if extent[0] > padded[0] or extent[1] > padded[1]:
         raise ValueError(
-            f"conv2d: kernel {weight.shape[2:]} with dilation {dilation} spans {extent} pixels, more than "
+            f"{where}: kernel {weight.shape[2:]} with dilation {dilation} spans {extent} pixels, more than "
             f"the padded input {padded} (input {x.shape[2:]} plus padding {padding} on each side)"
         )
     if bias is not None and bias.shape != (oc,):
         raise ValueError(
-            f"conv2d: bias of shape {bias.shape} does not match the {oc} output channels of weight "
+            f"{where}: bias of shape {bias.shape} does not match the {oc} output channels of weight "
             f"{weight.shape}; expected shape ({oc},)"
         )
-    return stride, padding, dilation
+
+
+def _conv2d(x, weight, bias, stride, padding, dilation, groups):
+    """The convolution itself, on checked arguments: conv2d and nn.Conv2d both end here."""
+    y = Conv2d(stride, padding, dilation, groups)(x, weight)
+    return y if bias is None else y + bias.reshape(1, -1, 1, 1)
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
@@ -391,6 +386,6 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     weight = weight if isinstance(weight, Tensor) else Tensor(weight)
     if bias is not None and not isinstance(bias, Tensor):
         bias = Tensor(bias)
-    stride, padding, dilation = _check_args(x, weight, bias, stride, padding, dilation, groups)
-    y = Conv2d(stride, padding, dilation, int(groups))(x, weight)
-    return y if bias is None else y + bias.reshape(1, -1, 1, 1)
+    settings = conv_settings("conv2d", stride, padding, dilation, groups)
+    check_conv_input("conv2d", x, weight, bias, *settings)
+    return _conv2d(x, weight, bias, *settings)

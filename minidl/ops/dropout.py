@@ -1,5 +1,5 @@
 """Inverted dropout."""
-from minidl import backend, random
+from minidl import _checks, backend, random
 from minidl.ops.arithmetic import mul
 from minidl.tensor import Tensor
 
@@ -13,8 +13,11 @@ def dropout(x, p=0.5, training=True):
     framework's generator (``mdl.manual_seed``). It is a product with a
     constant mask, so dL/dx = gy * mask / (1-p), given by ``mul``.
     """
-    if not 0 <= p < 1:
-        raise ValueError(f"dropout: p must be in [0, 1); got {p}")
+    return _dropout(x, _checks.check_probability("dropout", p), training)
+
+
+def _dropout(x, p, training):
+    """Dropout with a checked p: dropout and nn.Dropout both end here."""
     if not training or p == 0:
         return x
     xp = backend.get_array_module(x.data)

@@ -52,20 +52,31 @@ def matmul(a, b):
     return MatMul()(a, b)
 
 
+def check_linear_input(where, x, weight, bias):
+    """ValueError naming ``where`` unless x's last axis, weight (out_features, in_features) and bias fit."""
+    if weight.ndim != 2:
+        raise ValueError(f"{where}: weight must be 2-D (out_features, in_features); got shape {weight.shape}")
+    if x.ndim == 0 or x.shape[-1] != weight.shape[1]:
+        raise ValueError(
+            f"{where}: input of shape {x.shape} has {x.shape[-1] if x.ndim else 0} features, but the weight "
+            f"of shape {weight.shape} expects {weight.shape[1]}"
+        )
+    if bias is not None and bias.shape != (weight.shape[0],):
+        raise ValueError(f"{where}: bias of shape {bias.shape} does not match {weight.shape[0]} output features")
+
+
+def _linear(x, weight, bias):
+    """x @ weight.T + bias on checked arguments: linear and nn.Linear both end here. MatMul is
+    called directly because check_linear_input has already checked what matmul would."""
+    y = MatMul()(x, weight.T)
+    return y if bias is None else y + bias
+
+
 def linear(x, weight, bias=None):
     """y = x @ weight.T + bias, with weight of shape (out_features, in_features) as in PyTorch.
 
     Composed of matmul, transpose and add, so its gradients (and second
     derivatives) come from theirs: dL/dx = gy @ W, dL/dW = gy^T x, dL/db = sum of gy.
     """
-    if weight.ndim != 2:
-        raise ValueError(f"linear: weight must be 2-D (out_features, in_features); got shape {weight.shape}")
-    if x.ndim == 0 or x.shape[-1] != weight.shape[1]:
-        raise ValueError(
-            f"linear: input of shape {x.shape} has {x.shape[-1] if x.ndim else 0} features, but the weight "
-            f"of shape {weight.shape} expects {weight.shape[1]}"
-        )
-    if bias is not None and bias.shape != (weight.shape[0],):
-        raise ValueError(f"linear: bias of shape {bias.shape} does not match {weight.shape[0]} output features")
-    y = matmul(x, weight.T)
-    return y if bias is None else y + bias
+    check_linear_input("linear", x, weight, bias)
+    return _linear(x, weight, bias)

@@ -5,7 +5,7 @@ second derivatives) come from those ops' backward passes.
 """
 import numpy as np
 
-from minidl import backend
+from minidl import _checks, backend
 from minidl.ops.activation import log_softmax
 from minidl.tensor import Tensor
 
@@ -20,9 +20,38 @@ def _reduce(loss, reduction):
     return loss
 
 
-def _check_reduction(op, reduction):
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none'; got {reduction!r}")
+def check_reduction(where, reduction):
+    """``reduction`` if it is 'mean', 'sum' or 'none'; a loss layer runs this once, when it is made."""
+    _checks.require(reduction in _REDUCTIONS, where, "reduction", reduction, "'mean', 'sum' or 'none'")
+    return reduction
+
+
+def check_cross_entropy_input(where, logits, target):
+    """The target as an array of class indices, checked against the (N, C) logits; ValueError
+    naming ``where`` and the shapes or the bad index otherwise."""
+    if logits.ndim != 2:
+        raise ValueError(f"{where}: expected logits of shape (N, C); got shape {tuple(logits.shape)}")
+    t = target.data if isinstance(target, Tensor) else np.asarray(target)
+    if t.dtype.kind not in "iu":
+        raise ValueError(f"{where}: target must hold integer class indices; got dtype {t.dtype}")
+    n, c = logits.shape
+    if t.shape != (n,):
+        raise ValueError(f"{where}: target of shape {tuple(t.shape)} does not match a batch of {n} logits "
+                         f"(logits shape {tuple(logits.shape)}); expected shape ({n},)")
+    bad = (t < 0) | (t >= c)
+    if bool(bad.any()):
+        raise ValueError(f"{where}: target {int(t[bad][0])} is out of range for {c} classes "
+                         f"(expected 0 <= target < {c})")
+    return t
+
+
+def _cross_entropy(logits, t, reduction):
+    """Cross-entropy on checked arguments (``t`` from check_cross_entropy_input): cross_entropy and
+    nn.CrossEntropyLoss both end here."""
+    xp = backend.get_array_module(logits.data)
+    t = backend.to_device(t, logits.device)
+    picked = log_softmax(logits, axis=1)[xp.arange(logits.shape[0]), t]
+    return _reduce(-picked, reduction)
 
 
 def cross_entropy(logits, target, reduction="mean"):
@@ -36,33 +65,24 @@ def cross_entropy(logits, target, reduction="mean"):
 
     ``logits`` is (N, C); ``target`` holds N integer class indices (Tensor or ndarray).
     """
-    op = "cross_entropy"
-    _check_reduction(op, reduction)
-    if logits.ndim != 2:
-        raise ValueError(f"{op}: expected logits of shape (N, C); got shape {tuple(logits.shape)}")
-    t = target.data if isinstance(target, Tensor) else np.asarray(target)
-    if t.dtype.kind not in "iu":
-        raise ValueError(f"{op}: target must hold integer class indices; got dtype {t.dtype}")
-    n, c = logits.shape
-    if t.shape != (n,):
-        raise ValueError(f"{op}: target of shape {tuple(t.shape)} does not match a batch of {n} logits "
-                         f"(logits shape {tuple(logits.shape)}); expected shape ({n},)")
-    bad = (t < 0) | (t >= c)
-    if bool(bad.any()):
-        raise ValueError(f"{op}: target {int(t[bad][0])} is out of range for {c} classes "
-                         f"(expected 0 <= target < {c})")
-    xp = backend.get_array_module(logits.data)
-    t = backend.to_device(t, logits.device)
-    picked = log_softmax(logits, axis=1)[xp.arange(n), t]
-    return _reduce(-picked, reduction)
+    check_reduction("cross_entropy", reduction)
+    return _cross_entropy(logits, check_cross_entropy_input("cross_entropy", logits, target), reduction)
+
+
+def check_mse_input(where, a, b):
+    if tuple(a.shape) != tuple(b.shape):
+        raise ValueError(f"{where}: the inputs must have the same shape; got {tuple(a.shape)} and {tuple(b.shape)}")
+
+
+def _mse_loss(a, b, reduction):
+    """Squared error on checked arguments: mse_loss and nn.MSELoss both end here."""
+    diff = a - b
+    return _reduce(diff * diff, reduction)
 
 
 def mse_loss(a, b, reduction="mean"):
     """Mean squared error, loss_i = (a_i - b_i)^2, reduced by ``reduction``.
     dL/da_i = 2 (a_i - b_i) (divided by the element count for 'mean'), and the negative for b."""
-    op = "mse_loss"
-    _check_reduction(op, reduction)
-    if tuple(a.shape) != tuple(b.shape):
-        raise ValueError(f"{op}: the inputs must have the same shape; got {tuple(a.shape)} and {tuple(b.shape)}")
-    diff = a - b
-    return _reduce(diff * diff, reduction)
+    check_reduction("mse_loss", reduction)
+    check_mse_input("mse_loss", a, b)
+    return _mse_loss(a, b, reduction)

@@ -1,7 +1,5 @@
 """Normalisation layers: local response normalisation (AlexNet) and batch normalisation."""
-import numbers
-
-from minidl import backend, kernels
+from minidl import _checks, backend, kernels
 from minidl.tensor import Function, Tensor
 
 
@@ -57,21 +55,43 @@ class BatchNorm(Function):
         return tuple(Tensor._wrap(g) for g in kernels.batch_norm_backward(gy.data, x, gamma, self.mean, self.invstd))
 
 
+def check_lrn_input(where, x):
+    """ValueError naming ``where`` unless x is a floating-point (N, C, ...) input."""
+    if x.ndim < 3:
+        raise ValueError(f"{where}: expected an input of 3 or more dimensions (N, C, ...); "
+                         f"got shape {tuple(x.shape)}")
+    _checks.check_float(where, x)
+
+
+def _local_response_norm(x, size, alpha, beta, k):
+    """LRN on checked arguments: local_response_norm and nn.LocalResponseNorm both end here."""
+    return LocalResponseNorm(size, float(alpha), float(beta), float(k))(x)
+
+
 def local_response_norm(x, size, alpha=1e-4, beta=0.75, k=1.0):
     """Normalise each value by the energy of its neighbouring channels (PyTorch semantics:
     alpha is divided by ``size``). Input (N, C, ...) with at least 3 dimensions."""
-    if x.ndim < 3:
-        raise ValueError(f"local_response_norm: expected an input of 3 or more dimensions (N, C, ...); "
-                         f"got shape {tuple(x.shape)}")
-    if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
-        raise ValueError(f"local_response_norm: size must be a positive int; got {size!r}")
-    if x.dtype.kind != "f":
-        raise ValueError(f"local_response_norm: expected a floating-point input; got {x.dtype}")
-    return LocalResponseNorm(int(size), float(alpha), float(beta), float(k))(x)
+    check_lrn_input("local_response_norm", x)
+    return _local_response_norm(x, _checks.check_int("local_response_norm", "size", size, 1), alpha, beta, k)
 
 
 def _array(t):
     return t.data if isinstance(t, Tensor) else t
+
+
+def check_batch_norm_input(where, x, training, dims=(2, 3, 4), layout="2-D, 3-D or 4-D (N, C, ...)",
+                           channels=None):
+    """ValueError naming ``where`` unless x is a floating-point input of a rank in ``dims``, with
+    ``channels`` channels (axis 1) if given and, when ``training`` (normalising with the batch's
+    statistics), more than one value per channel."""
+    _checks.check_ndim(where, x, dims, layout)
+    if channels is not None and x.shape[1] != channels:
+        raise ValueError(f"{where}: expected {channels} features (channels, axis 1); "
+                         f"got {x.shape[1]} in an input of shape {tuple(x.shape)}")
+    _checks.check_float(where, x)
+    if training and x.data.size // x.shape[1] <= 1:  # one value: variance 0, and the unbiased one divides by 0
+        raise ValueError(f"{where}: expected more than 1 value per channel when training; "
+                         f"got input of shape {tuple(x.shape)}")
 
 
 def batch_norm(x, running_mean, running_var, weight, bias, training, momentum=0.1, eps=1e-5):
@@ -85,24 +105,26 @@ def batch_norm(x, running_mean, running_var, weight, bias, training, momentum=0.
     ``weight`` and ``bias`` may be None (meaning 1 and 0).
     """
     op = "batch_norm"
-    if x.ndim not in (2, 3, 4):
-        raise ValueError(f"{op}: expected a 2-D, 3-D or 4-D input (N, C, ...); got shape {tuple(x.shape)}")
-    if x.dtype.kind != "f":
-        raise ValueError(f"{op}: expected a floating-point input; got {x.dtype}")
+    check_batch_norm_input(op, x, training)
     channels = x.shape[1]
     for name, t in (("weight", weight), ("bias", bias), ("running_mean", running_mean),
                     ("running_var", running_var)):
         if t is not None and tuple(t.shape) != (channels,):
             raise ValueError(f"{op}: {name} of shape {tuple(t.shape)} does not match the {channels} channels "
                              f"of the input of shape {tuple(x.shape)}")
+    if not training and (running_mean is None or running_var is None):
+        raise ValueError(f"{op}: running_mean and running_var are needed in evaluation mode (training=False)")
+    return _batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)
+
+
+def _batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps):
+    """Batch norm on checked arguments: batch_norm and nn.BatchNorm1d/2d both end here."""
     xp = backend.get_array_module(x.data)
+    channels = x.shape[1]
     shape = (1, channels) + (1,) * (x.ndim - 2)
 
     if training:
         m = x.data.size // channels
-        if m <= 1:
-            raise ValueError(f"{op}: expected more than 1 value per channel when training; "
-                             f"got input of shape {tuple(x.shape)}")
         gamma = weight if weight is not None else Tensor._wrap(xp.ones(channels, dtype=x.dtype))
         beta = bias if bias is not None else Tensor._wrap(xp.zeros(channels, dtype=x.dtype))
         fn = BatchNorm(float(eps))
@@ -116,8 +138,6 @@ def batch_norm(x, running_mean, running_var, weight, bias, training, momentum=0.
             rv[...] = (1 - momentum) * rv + momentum * var * (m / (m - 1))
         return y
 
-    if running_mean is None or running_var is None:
-        raise ValueError(f"{op}: running_mean and running_var are needed in evaluation mode (training=False)")
     mean = Tensor._wrap(_array(running_mean).astype(x.dtype).reshape(shape))
     invstd = Tensor._wrap((1 / xp.sqrt(_array(running_var).astype(x.dtype) + x.dtype.type(eps))).reshape(shape))
     y = (x - mean) * invstd

@@ -4,9 +4,7 @@ Sizes follow PyTorch exactly (``minidl.kernels.conv_output_size``): with
 ``ceil_mode`` a partial window at the bottom/right edge is kept unless it
 would start inside the padding only. Ported models rely on these sizes.
 """
-import numbers
-
-from minidl import backend, kernels
+from minidl import _checks, backend, kernels
 from minidl.ops.shape import stack
 from minidl.tensor import Function
 
@@ -94,68 +92,60 @@ class AvgPool2dGrad(Function):
 
 # --- argument checking ------------------------------------------------------------
 
-def _is_int(v):
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+def pool_settings(where, kernel_size, stride, padding):
+    """The (kernel, stride, padding) pairs, checked (stride None means the kernel size);
+    ValueError naming ``where`` (the op or the layer) otherwise. A layer runs this once, when made."""
+    kernel = _checks.pair(where, "kernel_size", kernel_size, 1)
+    stride = kernel if stride is None else _checks.pair(where, "stride", stride, 1)
+    pad = _checks.pair(where, "padding", padding, 0)
+    # PyTorch's rule: with more, a window at the edge could lie in the padding only.
+    if 2 * pad[0] > kernel[0] or 2 * pad[1] > kernel[1]:
+        _checks.fail(where, "padding", padding, f"at most half of kernel_size={kernel}")
+    return kernel, stride, pad
 
 
-def _pair(op, name, value):
-    """An int or a pair of ints as an (h, w) tuple of Python ints."""
-    pair = (value, value) if _is_int(value) else tuple(value) if isinstance(value, (tuple, list)) else None
-    if pair is None or len(pair) != 2 or not all(_is_int(v) for v in pair):
-        raise ValueError(f"{op}: {name} must be an int or a pair of ints; got {value!r}")
-    return tuple(int(v) for v in pair)
-
-
-def _check_4d(op, x):
-    if x.ndim != 4:
-        raise ValueError(f"{op}: expected a 4-D input (N, C, H, W); got shape {tuple(x.shape)}")
-
-
-def _pool_args(op, x, kernel_size, stride, padding, ceil_mode):
-    """Validated (kernel, stride, padding) pairs; ValueError naming the values otherwise."""
-    _check_4d(op, x)
-    kernel = _pair(op, "kernel_size", kernel_size)
-    stride = kernel if stride is None else _pair(op, "stride", stride)
-    padding = _pair(op, "padding", padding)
-    if min(kernel) < 1:
-        raise ValueError(f"{op}: kernel_size must be positive; got {kernel}")
-    if min(stride) < 1:
-        raise ValueError(f"{op}: stride must be at least 1; got {stride}")
-    if min(padding) < 0 or any(2 * p > k for p, k in zip(padding, kernel)):
-        raise ValueError(
-            f"{op}: padding must be between 0 and half the kernel size; got padding {padding} "
-            f"for kernel_size {kernel}"
-        )
+def check_pool_input(where, x, kernel, stride, padding, ceil_mode):
+    """ValueError naming ``where`` unless x is a 4-D floating-point input that the window fits
+    (settings as pool_settings returns them): what must be checked on every call."""
+    _checks.check_ndim(where, x, (4,), "4-D (N, C, H, W)")
     out = tuple(kernels.conv_output_size(n, k, s, p, 1, ceil_mode)
                 for n, k, s, p in zip(x.shape[2:], kernel, stride, padding))
     if min(out) < 1:
         raise ValueError(
-            f"{op}: the {kernel[0]}x{kernel[1]} window does not fit the input of shape {tuple(x.shape)} "
+            f"{where}: the {kernel[0]}x{kernel[1]} window does not fit the input of shape {tuple(x.shape)} "
             f"with padding {padding} (output would be {out[0]}x{out[1]})"
         )
-    return kernel, stride, padding
+    _checks.check_float(where, x)
 
 
 # --- user-facing functions ------------------------------------------------------
+
+def _max_pool2d(x, kernel, stride, padding, ceil_mode):
+    """Max pooling on checked arguments: max_pool2d and nn.MaxPool2d both end here."""
+    return MaxPool2d(kernel, stride, padding, bool(ceil_mode))(x)
+
+
+def _avg_pool2d(x, kernel, stride, padding, ceil_mode, count_include_pad):
+    """Average pooling on checked arguments: avg_pool2d and nn.AvgPool2d both end here."""
+    return AvgPool2d(kernel, stride, padding, bool(ceil_mode), bool(count_include_pad))(x)
+
 
 def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False):
     """Max over each ``kernel_size`` window of an NCHW image, with PyTorch's semantics: ``stride``
     defaults to the kernel size, padding counts as -inf, ``ceil_mode`` keeps a last partial window
     unless it would start in the right padding. The gradient goes to the pixel each max came from."""
-    kernel, stride, padding = _pool_args("max_pool2d", x, kernel_size, stride, padding, ceil_mode)
-    if x.dtype.kind != "f":
-        raise ValueError(f"max_pool2d: expected a floating-point input; got {x.dtype}")
-    return MaxPool2d(kernel, stride, padding, bool(ceil_mode))(x)
+    kernel, stride, padding = pool_settings("max_pool2d", kernel_size, stride, padding)
+    check_pool_input("max_pool2d", x, kernel, stride, padding, ceil_mode)
+    return _max_pool2d(x, kernel, stride, padding, ceil_mode)
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
     """Mean over each ``kernel_size`` window of an NCHW image, with PyTorch's semantics and divisor:
     with ``count_include_pad`` the window clipped to the padded image, else the real pixels in it.
     The gradient spreads each output's evenly over its window."""
-    kernel, stride, padding = _pool_args("avg_pool2d", x, kernel_size, stride, padding, ceil_mode)
-    if x.dtype.kind != "f":
-        raise ValueError(f"avg_pool2d: expected a floating-point input; got {x.dtype}")
-    return AvgPool2d(kernel, stride, padding, bool(ceil_mode), bool(count_include_pad))(x)
+    kernel, stride, padding = pool_settings("avg_pool2d", kernel_size, stride, padding)
+    check_pool_input("avg_pool2d", x, kernel, stride, padding, ceil_mode)
+    return _avg_pool2d(x, kernel, stride, padding, ceil_mode, count_include_pad)
 
 
 def _adaptive_mean(x, axis, out):
@@ -177,9 +167,9 @@ def adaptive_avg_pool2d(x, output_size):
     over OH + OW bins of slices and means (differentiable through those ops).
     """
     op = "adaptive_avg_pool2d"
-    _check_4d(op, x)
+    _checks.check_ndim(op, x, (4,), "4-D (N, C, H, W)")
     size = (output_size, output_size) if not isinstance(output_size, (tuple, list)) else tuple(output_size)
-    if len(size) != 2 or not all(s is None or _is_int(s) for s in size):
+    if len(size) != 2 or not all(s is None or _checks.is_int(s) for s in size):
         raise ValueError(f"{op}: output_size must be an int, None, or a pair of them; got {output_size!r}")
     oh, ow = (n if s is None else int(s) for s, n in zip(size, x.shape[2:]))
     if min(oh, ow) < 1:

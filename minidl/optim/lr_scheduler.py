@@ -19,21 +19,13 @@ uses), so the sequence matches PyTorch's to the last bit.
 import math
 import numbers
 
+from minidl import _checks
 from minidl.optim.optimizer import Optimizer
 from minidl.tensor import Tensor
 
 
-def _check(ok, cls, key, value, rule):
-    if not ok:
-        raise ValueError(f"{cls}: {key} must be {rule}, got {value!r}")
-
-
 def _positive_number(v):
-    return isinstance(v, numbers.Real) and not isinstance(v, bool) and v > 0
-
-
-def _count(v, low):
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= low
+    return _checks.is_real(v) and v > 0
 
 
 class LRScheduler:
@@ -94,8 +86,8 @@ class StepLR(LRScheduler):
     """
 
     def __init__(self, optimizer, step_size, gamma=0.1):
-        _check(_count(step_size, 1), "StepLR", "step_size", step_size, "an integer >= 1")
-        _check(_positive_number(gamma), "StepLR", "gamma", gamma, "a number > 0")
+        _checks.check_int("StepLR", "step_size", step_size, 1)
+        _checks.require(_positive_number(gamma), "StepLR", "gamma", gamma, "a number > 0")
         self.step_size = step_size
         self.gamma = gamma
         super().__init__(optimizer)
@@ -110,7 +102,7 @@ class ExponentialLR(LRScheduler):
     r"""Multiply the rate by ``gamma`` every epoch: :math:`\eta_e = \eta_0\,\gamma^e`."""
 
     def __init__(self, optimizer, gamma):
-        _check(_positive_number(gamma), "ExponentialLR", "gamma", gamma, "a number > 0")
+        _checks.require(_positive_number(gamma), "ExponentialLR", "gamma", gamma, "a number > 0")
         self.gamma = gamma
         super().__init__(optimizer)
 
@@ -148,11 +140,11 @@ class ReduceLROnPlateau(LRScheduler):
         # No super().__init__(): there is no epoch-0 step and no initial_lr to record.
         self.optimizer = self._attach(optimizer)
         n = len(optimizer.param_groups)
-        _check(isinstance(factor, numbers.Real) and 0 <= factor < 1, "ReduceLROnPlateau", "factor", factor,
-               "a number in [0, 1)")
-        _check(_count(patience, 0), "ReduceLROnPlateau", "patience", patience, "an integer >= 0")
-        _check(_count(cooldown, 0), "ReduceLROnPlateau", "cooldown", cooldown, "an integer >= 0")
-        _check(isinstance(eps, numbers.Real) and eps >= 0, "ReduceLROnPlateau", "eps", eps, "a number >= 0")
+        name = "ReduceLROnPlateau"
+        _checks.require(_checks.is_real(factor) and 0 <= factor < 1, name, "factor", factor, "a number in [0, 1)")
+        _checks.check_int(name, "patience", patience, 0)
+        _checks.check_int(name, "cooldown", cooldown, 0)
+        _checks.require(_checks.is_real(eps) and eps >= 0, name, "eps", eps, "a number >= 0")
         if isinstance(min_lr, (list, tuple)):
             if len(min_lr) != n:
                 raise ValueError(f"ReduceLROnPlateau: min_lr has {len(min_lr)} values, but the optimizer has "
@@ -163,8 +155,8 @@ class ReduceLROnPlateau(LRScheduler):
             self.default_min_lr = min_lr
             self.min_lrs = [min_lr] * n
         for v in self.min_lrs:
-            _check(isinstance(v, numbers.Real) and v >= 0, "ReduceLROnPlateau", "min_lr", min_lr,
-                   "a number >= 0 or a list of them, one per parameter group")
+            _checks.require(_checks.is_real(v) and v >= 0, name, "min_lr", min_lr,
+                            "a number >= 0 or a list of them, one per parameter group")
         self.factor = factor
         self.patience = patience
         self.cooldown = cooldown
@@ -180,11 +172,12 @@ class ReduceLROnPlateau(LRScheduler):
         self._last_lr = [group["lr"] for group in optimizer.param_groups]
 
     def _check_modes(self):
-        _check(self.mode in ("min", "max"), "ReduceLROnPlateau", "mode", self.mode, "'min' or 'max'")
-        _check(self.threshold_mode in ("rel", "abs"), "ReduceLROnPlateau", "threshold_mode", self.threshold_mode,
-               "'rel' or 'abs'")
-        _check(isinstance(self.threshold, numbers.Real) and self.threshold >= 0, "ReduceLROnPlateau", "threshold",
-               self.threshold, "a number >= 0")
+        name = "ReduceLROnPlateau"
+        _checks.require(self.mode in ("min", "max"), name, "mode", self.mode, "'min' or 'max'")
+        _checks.require(self.threshold_mode in ("rel", "abs"), name, "threshold_mode", self.threshold_mode,
+                        "'rel' or 'abs'")
+        _checks.require(_checks.is_real(self.threshold) and self.threshold >= 0, name, "threshold", self.threshold,
+                        "a number >= 0")
 
     @property
     def in_cooldown(self):

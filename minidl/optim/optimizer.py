@@ -17,10 +17,7 @@ Per-parameter state (momentum buffers, running averages, step counts) lives in
 identity). Keying by ``id(param)`` instead would be fragile: ids are reused
 once an object is freed, and they mean nothing in another process.
 """
-import numbers
-
-
-from minidl import backend
+from minidl import _checks, backend
 from minidl.tensor import Tensor, enable_grad, no_grad
 
 
@@ -34,22 +31,16 @@ class _Required:
 required = _Required()
 
 
-def _is_real(v):
-    return isinstance(v, numbers.Real) and not isinstance(v, bool)
-
-
 def nonnegative(v):
-    return _is_real(v) and v >= 0  # NaN fails this too
+    return _checks.is_real(v) and v >= 0  # NaN fails this too
 
 
 def unit_interval(v):
-    return _is_real(v) and 0 <= v <= 1
+    return _checks.is_real(v) and 0 <= v <= 1
 
 
 def is_bool(v):
     return isinstance(v, bool)
-
-
 
 
 class Optimizer:
@@ -142,8 +133,7 @@ class Optimizer:
 
     def _check(self, group, key, ok, rule):
         """Raise a ValueError naming the optimizer, the setting and its value unless ``ok(value)``."""
-        if not ok(group[key]):
-            raise ValueError(f"{type(self).__name__}: {key} must be {rule}, got {group[key]!r}")
+        _checks.require(ok(group[key]), type(self).__name__, key, group[key], rule)
 
     def _validate(self, group):
         """Subclasses check their settings here."""
