@@ -211,8 +211,9 @@ def test_max_pool_is_bit_identical(seed, dtype, values):
     assert_same(y, y_ref)
     assert_same(argmax, argmax_ref)
     gy = rng.standard_normal(y.shape).astype(dtype)
-    assert_same(run(cuda_impl.max_pool2d_backward, gy, argmax, shape),
-                numpy_impl.max_pool2d_backward(gy, argmax, shape))
+    geometry = (shape, kernel, stride, padding)
+    assert_same(run(cuda_impl.max_pool2d_backward, gy, argmax, *geometry),
+                numpy_impl.max_pool2d_backward(gy, argmax, *geometry))
 
 
 def test_max_pool_windows_of_only_nan_or_only_minus_inf():
@@ -331,7 +332,7 @@ def _kernel_calls(dtype, seed=3):
     _, mean, invstd = numpy_impl.batch_norm_forward(x, gamma, beta, 1e-5)
     m = rng.standard_normal((16, 3, 2 * 3 * 3)).astype(dtype)
     return [("im2col", x, *conv), ("col2im", col, x.shape, *conv), ("max_pool2d_forward", x, *pool),
-            ("max_pool2d_backward", gy, argmax, x.shape), ("avg_pool2d_forward", x, *pool, False),
+            ("max_pool2d_backward", gy, argmax, x.shape, *pool[:3]), ("avg_pool2d_forward", x, *pool, False),
             ("avg_pool2d_backward", gy, x.shape, *pool, False), ("lrn_forward", x, *lrn),
             ("lrn_backward", x, ly, scale, x, *lrn), ("batch_norm_forward", x, gamma, beta, 1e-5),
             ("batch_norm_backward", x, x, gamma, mean, invstd), ("winograd_input_transform", x, (1, 0)),

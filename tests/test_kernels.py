@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import minidl as mdl
-from minidl import kernels
+from minidl import backend, kernels
 from minidl.kernels import numpy_impl
 
 DTYPES = [np.float32, np.float64]
@@ -110,7 +110,9 @@ def test_max_pool_is_bit_identical(numba_impl, seed, dtype, values):
     assert_same(argmax, argmax_ref)
     # Backward sums in float64 in the reference's order, so it is exact even where windows overlap.
     gy = rng.standard_normal(y.shape).astype(dtype)
-    assert_same(numba_impl.max_pool2d_backward(gy, argmax, shape), numpy_impl.max_pool2d_backward(gy, argmax, shape))
+    geometry = (shape, kernel, stride, padding)
+    assert_same(numba_impl.max_pool2d_backward(gy, argmax, *geometry),
+                numpy_impl.max_pool2d_backward(gy, argmax, *geometry))
 
 
 def test_max_pool_windows_of_only_nan_or_only_minus_inf(numba_impl):
@@ -280,3 +282,98 @@ def test_the_minidl_command_limits_numba_threads_with_omp_num_threads():
             "n = numba.get_num_threads(); assert n == 1, n")
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_NUM_THREADS"}
     subprocess.run([sys.executable, "-c", code], check=True, env=dict(env, OMP_NUM_THREADS="1"))
+
+
+# --- the reference on the GPU: no host reads, no scatter ---------------------------------------
+
+class _DeviceLike(np.ndarray):
+    """An array that, like a cupy.ndarray, must not be read back on the host: every way Python
+    turns an array's value into a bool or a number raises, so a kernel that branches on values
+    (and on the GPU would wait for the device) fails here."""
+
+    def _host_read(self, *args):
+        raise AssertionError("a host read of array values: on CuPy this waits for the GPU")
+
+    __bool__ = __int__ = __float__ = __index__ = item = tolist = _host_read
+
+
+class _DeviceModule:
+    """numpy, with every array it returns made _DeviceLike and, refused, the calls that read
+    values back or scatter with atomics on CuPy (bincount reads the largest index back;
+    sliding_window_view checks the window on the device; add.at and scatter are atomics)."""
+
+    forbidden = {"bincount", "add", "nonzero", "argwhere", "unique"}
+
+    def __init__(self, module=np):
+        self._module = module
+
+    def __getattr__(self, name):
+        if name in self.forbidden:
+            raise AssertionError(f"xp.{name}: on CuPy it reads back or scatters")
+        value = getattr(self._module, name)
+        if name == "lib":
+            return _DeviceModule(value)
+        if name == "stride_tricks":
+            return _DeviceModule(value)
+        if name == "sliding_window_view":
+            raise AssertionError("sliding_window_view: CuPy's checks the window on the GPU")
+        if callable(value) and not isinstance(value, type):
+            def wrapped(*args, **kwargs):
+                out = value(*args, **kwargs)
+                return out.view(_DeviceLike) if type(out) is np.ndarray else out
+            return wrapped
+        return value
+
+
+def _reference_calls(rng):
+    x = rng.standard_normal((2, 3, 6, 5))
+    conv = ((3, 2), (2, 1), (1, 1), (1, 2))
+    col = rng.standard_normal(numpy_impl.im2col(x, *conv).shape)
+    pool = ((3, 2), (2, 2), (1, 1), True)
+    y, argmax = numpy_impl.max_pool2d_forward(x, *pool)
+    gy = rng.standard_normal(y.shape)
+    lrn = (3, 2.0, 0.75, 2.0)
+    _, scale = numpy_impl.lrn_forward(x, *lrn)
+    gamma, beta = rng.uniform(0.5, 2, 3), rng.standard_normal(3)
+    _, mean, invstd = numpy_impl.batch_norm_forward(x, gamma, beta, 1e-5)
+    m = rng.standard_normal((16, 3, 2 * 3 * 3))
+    return [("im2col", x, *conv), ("col2im", col, x.shape, *conv), ("max_pool2d_forward", x, *pool),
+            ("max_pool2d_backward", gy, argmax, x.shape, *pool[:3]), ("avg_pool2d_forward", x, *pool, False),
+            ("avg_pool2d_backward", gy, x.shape, *pool, False), ("lrn_forward", x, *lrn),
+            ("lrn_backward", x, x, scale, x, *lrn), ("batch_norm_forward", x, gamma, beta, 1e-5),
+            ("batch_norm_backward", x, x, gamma, mean, invstd), ("winograd_input_transform", x, (1, 0)),
+            ("winograd_output_transform", m, (2, 3, 6, 5)), ("winograd_output_transform_adjoint", x)]
+
+
+def _on_a_device(monkeypatch):
+    """numpy_impl sees _DeviceModule as the array module of every array."""
+    device = _DeviceModule()
+    monkeypatch.setattr(backend, "get_array_module", lambda *arrays: device)
+    for name in ("im2col", "winograd"):  # these two import the function itself
+        monkeypatch.setattr(sys.modules[f"minidl.kernels.numpy_impl.{name}"], "get_array_module",
+                            lambda *arrays: device)
+    return device
+
+
+def test_the_reference_reads_nothing_back_and_scatters_nothing(monkeypatch):
+    # What the CuPy fallback (float16, mixed dtypes) needs; batch norm uses only array methods.
+    rng = np.random.default_rng(0)
+    calls = _reference_calls(rng)
+    expected = [getattr(numpy_impl, name)(*args) for name, *args in calls]
+    _on_a_device(monkeypatch)
+    for (name, *args), want in zip(calls, expected):
+        args = [a.view(_DeviceLike) if isinstance(a, np.ndarray) else a for a in args]
+        got = getattr(numpy_impl, name)(*args)
+        for g, w in zip(got if isinstance(got, tuple) else (got,), want if isinstance(want, tuple) else (want,)):
+            np.testing.assert_array_equal(np.asarray(g), w, err_msg=name)
+
+
+def test_the_device_probe_catches_what_it_must(monkeypatch):
+    xp = _on_a_device(monkeypatch)
+    a = np.ones(3).view(_DeviceLike)
+    with pytest.raises(AssertionError, match="host read"):
+        bool((a > 0).any())
+    with pytest.raises(AssertionError, match="bincount"):
+        xp.bincount(np.arange(3))
+    with pytest.raises(AssertionError, match="sliding_window_view"):
+        xp.lib.stride_tricks.sliding_window_view(a, 2)

@@ -131,10 +131,14 @@ def max_pool2d_forward(x, kernel, stride, padding, ceil_mode):
     return implementation(x).max_pool2d_forward(x, kernel, stride, padding, ceil_mode)
 
 
-def max_pool2d_backward(gy, argmax, x_shape):
+def max_pool2d_backward(gy, argmax, x_shape, kernel, stride, padding):
     """Route each output gradient to the input pixel its max came from (summing
-    where windows overlap on the same pixel)."""
-    return implementation(gy).max_pool2d_backward(gy, argmax, x_shape)
+    where windows overlap on the same pixel): gx of shape ``x_shape``. Each pixel's
+    sum is taken in float64, over its windows in increasing (oh, ow) order, then
+    rounded to gy's dtype, so every implementation gets the same bits. The window
+    geometry (that of the forward; the output size is gy's) lets an implementation
+    gather per pixel over the windows that can hold it instead of scattering."""
+    return implementation(gy).max_pool2d_backward(gy, argmax, x_shape, kernel, stride, padding)
 
 
 def avg_pool2d_forward(x, kernel, stride, padding, ceil_mode, count_include_pad):

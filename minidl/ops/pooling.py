@@ -28,7 +28,7 @@ class MaxPool2d(Function):
         return y
 
     def backward(self, gy):
-        return MaxPool2dGrad(self.argmax, self.x_shape)(gy)
+        return MaxPool2dGrad(self.argmax, self.x_shape, self.kernel, self.stride, self.padding)(gy)
 
 
 class MaxPool2dGrad(Function):
@@ -40,11 +40,11 @@ class MaxPool2dGrad(Function):
 
     keep_inputs = keep_outputs = ()
 
-    def __init__(self, argmax, x_shape):
-        self.argmax, self.x_shape = argmax, tuple(x_shape)
+    def __init__(self, argmax, x_shape, kernel, stride, padding):
+        self.argmax, self.x_shape, self.geometry = argmax, tuple(x_shape), (kernel, stride, padding)
 
     def forward(self, gy):
-        return kernels.max_pool2d_backward(gy, self.argmax, self.x_shape)
+        return kernels.max_pool2d_backward(gy, self.argmax, self.x_shape, *self.geometry)
 
     def backward(self, ggx):
         xp = backend.get_array_module(self.argmax)

@@ -24,7 +24,8 @@ CASES = (
     + cases_for("MaxPool2d", lambda x: max_pool2d(x, 3, 2, 1, ceil_mode=True),
                 [[Inp((1, 1, 6, 5), "distinct")]], double=True)
     + cases_for("MaxPool2d", lambda x: max_pool2d(x, (2, 3), (1, 2)), [[Inp((2, 1, 3, 5), "distinct")]], double=True)
-    + cases_for("MaxPool2dGrad", lambda g: MaxPool2dGrad(_OVERLAP, (1, 2, 4, 4))(g), [[(1, 2, 4, 4)]], double=True)
+    + cases_for("MaxPool2dGrad", lambda g: MaxPool2dGrad(_OVERLAP, (1, 2, 4, 4), (3, 3), (1, 1), (1, 1))(g),
+                [[(1, 2, 4, 4)]], double=True)
     + cases_for("AvgPool2d", lambda x: avg_pool2d(x, 2), [[(1, 2, 4, 4)]], double=True)
     + cases_for("AvgPool2d", lambda x: avg_pool2d(x, 3, 2, 1, ceil_mode=True, count_include_pad=False),
                 [[(1, 1, 6, 5)]], double=True)

@@ -37,20 +37,32 @@ extern "C" __global__ void max_pool_forward(long long n, const T* __restrict__ x
     }
 }
 
-// One thread per (n, c) plane, adding each output's gradient at its argmax in output order, in
-// double: the reference's float64 bincount, so the sums match it bit for bit. The interface
-// gives no window geometry, so a pixel cannot find the windows that hold it; the plane is the
-// unit that owns every address it writes. An index outside the plane (an argmax not from the
-// forward) is skipped rather than written out of bounds.
+// One thread per input pixel gathers the gradients of the windows whose max it is. The windows
+// that can hold row y are those p with p*sh - ph <= y < p*sh - ph + kh (columns alike); they
+// are visited in increasing (p, q) order and summed in double, then rounded once to T: the
+// reference's float64 sum in window order, bit for bit, with no two threads writing one pixel.
 extern "C" __global__ void max_pool_backward(long long n, const T* __restrict__ gy,
-                                             const long long* __restrict__ argmax, long long outputs,
-                                             long long pixels, double* __restrict__ gx)
+                                             const long long* __restrict__ argmax, long long h, long long w,
+                                             long long oh, long long ow, long long kh, long long kw,
+                                             long long sh, long long sw, long long ph, long long pw,
+                                             T* __restrict__ gx)
 {
-    for (long long plane = blockIdx.x * (long long)blockDim.x + threadIdx.x; plane < n;
-         plane += (long long)blockDim.x * gridDim.x)
-        for (long long k = plane * outputs; k < (plane + 1) * outputs; ++k)
-            if (0 <= argmax[k] && argmax[k] < pixels)
-                gx[plane * pixels + argmax[k]] += (double)gy[k];
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n;
+         i += (long long)blockDim.x * gridDim.x) {
+        long long x0 = i % w, y = i / w % h, plane = i / (w * h);
+        long long top = y + ph - kh + 1, left = x0 + pw - kw + 1;  // the first window may start there
+        long long p0 = top > 0 ? (top + sh - 1) / sh : 0, p1 = lmin(oh - 1, (y + ph) / sh);
+        long long q0 = left > 0 ? (left + sw - 1) / sw : 0, q1 = lmin(ow - 1, (x0 + pw) / sw);
+        const long long* chosen = argmax + plane * oh * ow;
+        const T* g = gy + plane * oh * ow;
+        long long pixel = y * w + x0;
+        double sum = 0.0;
+        for (long long p = p0; p <= p1; ++p)
+            for (long long q = q0; q <= q1; ++q)
+                if (chosen[p * ow + q] == pixel)
+                    sum += (double)g[p * ow + q];
+        gx[i] = (T)sum;
+    }
 }
 
 // The pixels of a window starting at `start` along one axis that count towards PyTorch's divisor:

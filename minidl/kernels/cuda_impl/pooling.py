@@ -1,10 +1,9 @@
 """Max and average pooling as CUDA kernels (``pooling.cu``), bit-identical to the reference.
 
-Forward passes run one thread per output over its window clipped to the image; the average
-backward is a gather per input pixel over the windows that hold it. Max pooling's backward
-gets no window geometry through the interface (only ``argmax``), so it runs one thread per
-(n, c) plane that adds the plane's gradients at their argmax in output order, in float64 like
-the reference's bincount: exact and free of atomics, but parallel over the planes only.
+Forward passes run one thread per output over its window clipped to the image; both
+backward passes are a gather per input pixel over the windows that can hold it (for max
+pooling, those whose argmax is the pixel, summed in float64 in window order as the
+reference does).
 """
 import numpy as np
 
@@ -30,13 +29,13 @@ def max_pool2d_forward(x, kernel, stride, padding, ceil_mode):
     return y, argmax
 
 
-def max_pool2d_backward(gy, argmax, x_shape):
+def max_pool2d_backward(gy, argmax, x_shape, kernel, stride, padding):
     xp = get_array_module(gy)
-    n, c, h, w = x_shape
-    gx = xp.zeros(x_shape, dtype=np.float64)
-    launch("pooling", "max_pool_backward", gy.dtype, n * c,
-           (xp.ascontiguousarray(gy), xp.ascontiguousarray(argmax), *ints(gy.shape[2] * gy.shape[3], h * w), gx))
-    return gx.astype(gy.dtype, copy=False)
+    gx = xp.empty(x_shape, dtype=gy.dtype)
+    launch("pooling", "max_pool_backward", gy.dtype, gx.size,
+           (xp.ascontiguousarray(gy), xp.ascontiguousarray(argmax),
+            *ints(*x_shape[2:], *gy.shape[2:], *kernel, *stride, *padding), gx))
+    return gx
 
 
 def avg_pool2d_forward(x, kernel, stride, padding, ceil_mode, count_include_pad):

@@ -43,7 +43,7 @@ def _max_pool(x, kh, kw, sh, sw, ph, pw, y, argmax):
 @njit(parallel=True, cache=True)
 def _max_pool_backward(gy, argmax, gx):
     for plane in prange(gy.shape[0]):
-        # Summed in float64 in output order, then rounded once: the reference's bincount.
+        # Summed in float64 in output order, then rounded once, as the reference does.
         acc = np.zeros(gx.shape[1])
         for k in range(gy.shape[1]):
             acc[argmax[plane, k]] += gy[plane, k]
@@ -123,7 +123,9 @@ def max_pool2d_forward(x, kernel, stride, padding, ceil_mode):
     return y, argmax
 
 
-def max_pool2d_backward(gy, argmax, x_shape):
+def max_pool2d_backward(gy, argmax, x_shape, kernel, stride, padding):
+    # One thread per plane adds the plane's gradients at their argmax in output order: the
+    # geometry is not needed on the CPU, where a plane is the unit of parallel work anyway.
     n, c, h, w = x_shape
     planes, outputs = n * c, gy.shape[2] * gy.shape[3]
     gx = np.empty((planes, h * w), dtype=gy.dtype)

@@ -1,4 +1,4 @@
-"""im2col and col2im in NumPy (CuPy-compatible: pad, slicing, sliding_window_view).
+"""im2col and col2im in NumPy (CuPy-compatible: pad, slicing, strided views).
 
 For a fixed kernel offset (i, j), the pixels it reads across all output
 positions form one strided slice of the padded image,
@@ -27,6 +27,19 @@ def _window(i, j, oh, ow, stride, dilation):
             slice(left, left + stride[1] * (ow - 1) + 1, stride[1]))
 
 
+def sliding_windows(a, window):
+    """Every ``window``-sized window of the last two axes of the 4-D array ``a``, as a read-only
+    view (N, C, positions_h, positions_w, window_h, window_w): NumPy's
+    ``sliding_window_view(a, window, axis=(2, 3))``, which CuPy has too, but CuPy's checks the
+    window on the GPU and reads the answer back, which waits for the device. ``broadcast_to``
+    makes the view read-only on NumPy (CuPy has no read-only arrays)."""
+    xp = get_array_module(a)
+    n, c, h, w = a.shape
+    return xp.lib.stride_tricks.as_strided(xp.broadcast_to(a, a.shape),
+                                           shape=(n, c, h - window[0] + 1, w - window[1] + 1) + tuple(window),
+                                           strides=a.strides + a.strides[2:])
+
+
 def im2col(x, kernel, stride, padding, dilation, out=None):
     xp = get_array_module(x)
     n, c, h, w, oh, ow = _geometry(x.shape, kernel, stride, padding, dilation)
@@ -36,8 +49,7 @@ def im2col(x, kernel, stride, padding, dilation, out=None):
     # position: (n, c, positions_h, positions_w, extent_h, extent_w). Striding it by the
     # stride keeps the output positions and by the dilation keeps the kernel taps, so the
     # one copy below is the whole unrolling.
-    windows = xp.lib.stride_tricks.sliding_window_view(
-        xpad, (dh * (kh - 1) + 1, dw * (kw - 1) + 1), axis=(2, 3))[:, :, ::sh, ::sw, ::dh, ::dw]
+    windows = sliding_windows(xpad, (dh * (kh - 1) + 1, dw * (kw - 1) + 1))[:, :, ::sh, ::sw, ::dh, ::dw]
     # (n, c, kh, kw, oh, ow) is the row order (c, i, j) with columns (oh, ow). For a 1x1
     # kernel with unit stride and no padding the view is already contiguous, so the
     # columns are x itself, returned read-only rather than copied.

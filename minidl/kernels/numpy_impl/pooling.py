@@ -11,12 +11,16 @@ from minidl import backend
 from minidl.kernels import conv_output_size
 
 
+def _after(size, out, kernel, stride, padding):
+    """How much to pad after the input along one axis so that the last of ``out`` windows fits
+    (``ceil_mode`` windows may reach past the padding)."""
+    return max(size + padding, (out - 1) * stride + kernel - padding) - size
+
+
 def _axis(size, kernel, stride, padding, ceil_mode):
-    """Output length along one axis and how much to pad after the input so that
-    the last window fits (``ceil_mode`` windows may reach past the padding)."""
+    """Output length along one axis and how much to pad after the input (`_after`)."""
     out = conv_output_size(size, kernel, stride, padding, 1, ceil_mode)
-    after = max(size + padding, (out - 1) * stride + kernel - padding) - size
-    return out, after
+    return out, _after(size, out, kernel, stride, padding)
 
 
 def _padded(x, kernel, stride, padding, ceil_mode, value):
@@ -53,9 +57,10 @@ def max_pool2d_forward(x, kernel, stride, padding, ceil_mode):
     for k, (i, j) in enumerate(offsets):
         xp.maximum(code, (_window_view(xpad, i, j, stride, out) == y) * small(count - k), out=code)
     first = count - code.astype(xp.int64)
-    if xp.isnan(y).any():  # NaN equals nothing; PyTorch points at the window's last NaN
-        for k, (i, j) in enumerate(offsets):
-            xp.copyto(first, k, where=xp.isnan(_window_view(xpad, i, j, stride, out)))
+    # NaN equals nothing; PyTorch points at the window's last NaN. Done for every window, not only
+    # after asking whether y has a NaN: on CuPy that question would wait for the GPU.
+    for k, (i, j) in enumerate(offsets):
+        xp.copyto(first, k, where=xp.isnan(_window_view(xpad, i, j, stride, out)))
     row0 = (xp.arange(out[0], dtype=xp.int64) * stride[0] - padding[0])[:, None]
     col0 = (xp.arange(out[1], dtype=xp.int64) * stride[1] - padding[1])[None, :]
     shift = xp.asarray([i * w + j for i, j in offsets], dtype=xp.int64)  # flat offset of each k in the plane
@@ -66,14 +71,29 @@ def max_pool2d_forward(x, kernel, stride, padding, ceil_mode):
     return y, argmax
 
 
-def max_pool2d_backward(gy, argmax, x_shape):
+def max_pool2d_backward(gy, argmax, x_shape, kernel, stride, padding):
     xp = backend.get_array_module(gy)
     n, c, h, w = x_shape
-    # Make each plane's pixel index global, then sum every gradient into its pixel in
-    # one pass; bincount adds up the entries of pixels that several windows chose.
-    plane = (xp.arange(n * c, dtype=xp.int64) * (h * w)).reshape(n, c, 1, 1)
-    gx = xp.bincount((argmax + plane).ravel(), weights=gy.ravel(), minlength=n * c * h * w)
-    return gx.astype(gy.dtype, copy=False).reshape(x_shape)
+    out = gy.shape[2:]
+    # A gather through the kernel-offset views, as avg_pool2d_backward: offset (i, j) of window
+    # (p, q) reads pixel (p*sh - ph + i, q*sw - pw + j), which receives gy[p, q] where argmax
+    # names it. No scatter: within one offset the windows read distinct pixels. The sums are in
+    # float64 and, with the offsets in descending order, add each pixel's windows in increasing
+    # (p, q) order, as the Numba and CUDA kernels add.
+    rows = xp.arange(out[0], dtype=xp.int64) * stride[0] - padding[0]
+    cols = xp.arange(out[1], dtype=xp.int64) * stride[1] - padding[1]
+    g = gy.astype(xp.float64)
+    gpad = xp.zeros((n, c, padding[0] + h + _after(h, out[0], kernel[0], stride[0], padding[0]),
+                     padding[1] + w + _after(w, out[1], kernel[1], stride[1], padding[1])), dtype=xp.float64)
+    for i in reversed(range(kernel[0])):
+        row = rows + i
+        for j in reversed(range(kernel[1])):
+            col = cols + j
+            inside = ((row >= 0) & (row < h))[:, None] & ((col >= 0) & (col < w))[None, :]
+            # -1 where the offset reads padding, whose flat index could alias a real pixel
+            pixel = xp.where(inside, row[:, None] * w + col[None, :], -1)
+            _window_view(gpad, i, j, stride, out)[...] += xp.where(argmax == pixel, g, 0.0)
+    return gpad[:, :, padding[0]:padding[0] + h, padding[1]:padding[1] + w].astype(gy.dtype)
 
 
 def _divisor(xp, x_shape, out, kernel, stride, padding, count_include_pad, dtype):

@@ -1,6 +1,7 @@
 """The Winograd F(2x2, 3x3) transforms in NumPy (CuPy-compatible), as small matrix products
 on 4x4 tiles; see ``minidl.kernels.winograd_input_transform`` for the layouts."""
 from minidl.backend import get_array_module
+from minidl.kernels.numpy_impl.im2col import sliding_windows
 
 # The transform matrices of F(2x2, 3x3) (Lavin & Gray, 2015): B^T for the input tiles, A^T
 # for the output tiles. Their entries are 0 and +-1, so applying them only adds and subtracts.
@@ -20,7 +21,7 @@ def winograd_input_transform(x, padding):
     # Tile (ty, tx) reads rows 2ty .. 2ty+3 of the padded image; pad at the end too so the
     # last tile, which may reach past the last output, reads zeros there.
     xpad = xp.pad(x, ((0, 0), (0, 0), (ph, 2 * th + 2 - h - ph), (pw, 2 * tw + 2 - w - pw)))
-    d = xp.lib.stride_tricks.sliding_window_view(xpad, (4, 4), axis=(2, 3))[:, :, ::2, ::2]
+    d = sliding_windows(xpad, (4, 4))[:, :, ::2, ::2]
     bt = xp.asarray(BT, dtype=x.dtype)
     v = bt @ d @ bt.T  # (n, c, th, tw, 4, 4)
     return xp.ascontiguousarray(v.transpose(4, 5, 1, 0, 2, 3)).reshape(16, c, n * th * tw)
