@@ -70,8 +70,7 @@ def get_array_module(*xs):
     ``xs`` the answer is ``numpy``, without importing CuPy.
     """
     for x in xs:
-        a = getattr(x, "data", x)
-        if is_cupy_array(a):
+        if is_cupy_array(x) or is_cupy_array(getattr(x, "data", None)):
             return cupy()
     return np
 

@@ -60,6 +60,13 @@ def _parser():
     return p
 
 
+def _kernels_used(device):
+    """How the run computes, for its first line: 'with numba kernels', or 'on cuda'."""
+    import minidl as mdl
+
+    return f"on {device}" if device.startswith("cuda") else f"with {mdl.config.kernels} kernels"
+
+
 def _train(args):
     import minidl as mdl
     from minidl.training import Run
@@ -95,7 +102,7 @@ def _train(args):
         run.restore(state)
         print(f"resumed from {args.resume} at epoch {run.epoch + 1}, step {run.step}")
     print(f"training {config['model']} on {config['dataset']} ({len(run.train_set)} train, "
-          f"{len(run.test_set)} test images) for {config['epochs']} epoch{'s' if config['epochs'] != 1 else ''} with {mdl.config.kernels} kernels; "
+          f"{len(run.test_set)} test images) for {config['epochs']} epoch{'s' if config['epochs'] != 1 else ''} {_kernels_used(config['device'])}; "
           f"writing {out}")
     started = time.perf_counter()
     history = run.fit()

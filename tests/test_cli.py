@@ -189,3 +189,11 @@ def test_summary_prints_the_table(capsys):
     assert cli.main(["summary", "lenet5"]) == 0
     out = capsys.readouterr().out
     assert "Total params: 61,706" in out and "Conv2d: features.0" in out
+
+
+def test_the_first_line_names_the_device_or_the_cpu_kernels():
+    from minidl.cli import _kernels_used
+
+    assert _kernels_used("cuda:1") == "on cuda:1"
+    with mdl.using_config("kernels", "numpy"):
+        assert _kernels_used("cpu") == "with numpy kernels"

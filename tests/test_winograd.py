@@ -123,6 +123,19 @@ def test_auto_uses_winograd_where_it_measured_faster(algorithm, monkeypatch, ker
     assert _algorithm_used(monkeypatch, (1, 16, 32, 32), (16, 16, 5, 5), padding=2) == "im2col"  # not 3x3
 
 
+def test_auto_keeps_im2col_on_the_gpu_where_nothing_was_measured(algorithm):
+    from minidl.ops import conv
+
+    pytest.importorskip("numba")
+    layer = ((3, 3), (1, 1), (1, 1), (1, 1), 1, (128, 128), (32, 32))
+    with mdl.using_config("kernels", "numba"):
+        algorithm("auto")
+        assert conv.algorithm_for(*layer) == "winograd"  # measured faster with the Numba kernels
+        assert conv.algorithm_for(*layer, on_gpu=True) == "im2col"
+        algorithm("winograd")
+        assert conv.algorithm_for(*layer, on_gpu=True) == "winograd"
+
+
 @pytest.mark.parametrize("settings", [dict(stride=2), dict(dilation=2), dict(groups=2), dict(padding=3)])
 def test_winograd_is_used_only_where_it_applies(algorithm, monkeypatch, settings):
     algorithm("winograd")

@@ -140,11 +140,11 @@ class _Conv(Function):
         return tuple(kernels.conv_output_size(in_size[a], kernel[a], self.stride[a], self.padding[a],
                                               self.dilation[a]) for a in (0, 1))
 
-    def _winograd(self, kernel, channels, out_size):
+    def _winograd(self, kernel, channels, out_size, xp):
         """Whether this layer (``channels`` = (in, out), forward output ``out_size``) runs Winograd;
         the three Functions of one layer ask with the same numbers, so they agree."""
         return algorithm_for(kernel, self.stride, self.padding, self.dilation, self.groups, channels,
-                             out_size) == "winograd"
+                             out_size, on_gpu=xp is not np) == "winograd"
 
     def _im2col(self, x, kernel):
         """The columns of x, written into the workspace."""
@@ -179,7 +179,7 @@ class Conv2d(_Conv):
         n, g = x.shape[0], self.groups
         oc, cg, kh, kw = w.shape
         oh, ow = self._output_size(x.shape[2:], (kh, kw))
-        if self._winograd((kh, kw), (cg, oc), (oh, ow)):
+        if self._winograd((kh, kw), (cg, oc), (oh, ow), xp):
             u = winograd.weight_transform(w)
             dtype = xp.result_type(x.dtype, w.dtype)
             return _chunked(xp, (n, oc, oh, ow), dtype, (cg + oc) * 16 * winograd.tiles((oh, ow)),
@@ -227,7 +227,7 @@ class Conv2dGradInput(_Conv):
         gy4 = gy.reshape(n, g, oc // g, length)
         dtype = xp.result_type(gy.dtype, w.dtype)
         shape = (n, g * cg) + self.in_size
-        if self._winograd((kh, kw), (cg, oc), gy.shape[2:]):
+        if self._winograd((kh, kw), (cg, oc), gy.shape[2:], xp):
             u = winograd.weight_transform(winograd.flipped_transposed(w))
             pad = (2 - self.padding[0], 2 - self.padding[1])
             return _chunked(xp, shape, dtype, (cg + oc) * 16 * winograd.tiles(self.in_size),
@@ -270,7 +270,7 @@ class Conv2dGradWeight(_Conv):
         kh, kw = self.kernel_size
         k = c // g * kh * kw
         length = gy.shape[2] * gy.shape[3]
-        if self._winograd((kh, kw), (c, oc), gy.shape[2:]):
+        if self._winograd((kh, kw), (c, oc), gy.shape[2:], xp):
             gu = 0
             for s in _batch_chunks(n, (c + oc) * 16 * winograd.tiles(gy.shape[2:]) * gy.dtype.itemsize):
                 gu = gu + winograd.weight_grad(x[s], gy[s], self.padding)
@@ -300,9 +300,10 @@ class Conv2dGradWeight(_Conv):
         return g_x, g_gy
 
 
-def algorithm_for(kernel, stride, padding, dilation, groups, channels, out_size):
+def algorithm_for(kernel, stride, padding, dilation, groups, channels, out_size, on_gpu=False):
     """'winograd' or 'im2col': what the ``conv_algorithm`` setting runs for a layer with these
-    (h, w) pairs, groups, ``channels`` = (in, out) and output size (OH, OW)."""
+    (h, w) pairs, groups, ``channels`` = (in, out) and output size (OH, OW), on the CPU or
+    (``on_gpu``) on CuPy arrays."""
     algorithm = config.conv_algorithm
     if algorithm == "im2col" or not winograd.applies(kernel, stride, padding, dilation, groups):
         return "im2col"
@@ -314,7 +315,10 @@ def algorithm_for(kernel, stride, padding, dilation, groups, channels, out_size)
     # 512 at 1x1: Winograd's 16 GEMMs have only C as their inner dimension (im2col's one has 9C),
     # which pays off with many output tiles or many channels, and an output smaller than one 2x2
     # tile wastes most of its work. The NumPy reference's transforms are 10-30x slower than
-    # Numba's, which leaves im2col ahead there.
+    # Numba's, which leaves im2col ahead there. Nothing has been measured on a GPU, where
+    # 'auto' keeps im2col and cuBLAS's one large GEMM per chunk.
+    if on_gpu:
+        return "im2col"
     many = min(channels) >= 128 or out_size[0] * out_size[1] >= 1024
     fits = min(channels) >= 16 and min(out_size) >= 2
     return "winograd" if config.kernels == "numba" and fits and many else "im2col"

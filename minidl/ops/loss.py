@@ -39,7 +39,7 @@ def check_cross_entropy_input(where, logits, target):
         raise ValueError(f"{where}: target of shape {tuple(t.shape)} does not match a batch of {n} logits "
                          f"(logits shape {tuple(logits.shape)}); expected shape ({n},)")
     bad = (t < 0) | (t >= c)
-    if bool(bad.any()):
+    if bool(bad.any()):  # where t lives: free for host targets, a wait for the GPU for device ones
         raise ValueError(f"{where}: target {int(t[bad][0])} is out of range for {c} classes "
                          f"(expected 0 <= target < {c})")
     return t
