@@ -4,7 +4,7 @@
 #     bash benchmarks/gpu_check.sh               # from anywhere; minidl need not be installed
 #     MINIDL_DATA=/path/with/mnist bash benchmarks/gpu_check.sh
 #
-# In order: the GPU, driver and library versions; the GPU tests (tests/test_gpu.py); the main job,
+# In order: the GPU, driver and library versions; the GPU tests (`pytest -m gpu tests`); the main job,
 # `minidl train lenet5 --dataset mnist --device cuda` (only where the MNIST files are already in
 # $MINIDL_DATA: this machine may have no network); minidl's host time per kernel launch and its
 # kernels' first-call compile time (in an empty CuPy kernel cache); bench_train and bench_conv
@@ -264,8 +264,8 @@ if ! "$PYTHON" -c "from minidl import backend; backend.cupy()" 2>/dev/null; then
     echo "minidl cannot use a GPU here (see 'minidl: device cuda is NOT usable' above): nothing more to check."
     exit 2
 fi
-step "GPU tests (pytest -m gpu tests/test_gpu.py)" 200 \
-    "$PYTHON" -m pytest -q -m gpu -p no:cacheprovider --tb=short --durations=5 tests/test_gpu.py
+step "GPU tests (pytest -m gpu tests)" 200 \
+    "$PYTHON" -m pytest -q -m gpu -p no:cacheprovider --tb=short --durations=5 tests
 step "main job: minidl train lenet5 --device cuda" 180 main_job
 step "kernel launch overhead and compile time" 60 launch_and_compile
 step "bench_train --device cuda (float32)" 60 \

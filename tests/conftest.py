@@ -52,6 +52,16 @@ def kernel_set(request):
         yield request.param
 
 
+@pytest.fixture(scope="session")
+def cuda_harness(tmp_path_factory):
+    """The CPU harness that runs minidl's CUDA kernels (tests/cuda_host.py); skips without g++."""
+    import cuda_host
+
+    if cuda_host.COMPILER is None:
+        pytest.skip("g++ is not installed")
+    return cuda_host.Host(tmp_path_factory.mktemp("cuda_host"))
+
+
 @pytest.fixture
 def setting():
     """``setting(name, value)`` changes a minidl setting (``mdl.config``) inside a test, as often as

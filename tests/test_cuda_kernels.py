@@ -2,13 +2,12 @@
 
 Every kernel source is compiled with nvcc, for dtype float32 and float64, exactly as CuPy
 would hand it to NVRTC, for the oldest architecture CUDA 13 builds (sm_75) and for Hopper
-(sm_90), with every warning an error and local memory or spills counted as warnings. Then
-every function runs through the CPU harness (``cuda_host.py``: the same sources built with
-g++ and launched thread by thread, swapped in at ``_module.function``) on the random
-geometries of ``test_kernels.py`` and is compared with the NumPy reference: bit for bit where
-the kernels add in the reference's order, to 1e-6 relative where they reduce in an order of
-their own (batch norm) or call a math function (LRN's power) or where NumPy's matmul picks
-the order (the Winograd output transform). Inputs must come back unmodified.
+(sm_90), with every warning an error and local memory or spills counted as warnings. The
+kernels' results against the NumPy reference are tested in ``test_kernels.py``, with the other
+implementations, through the CPU harness (``cuda_host.py``: the same sources built with g++ and
+launched thread by thread, swapped in at ``_module.function``); here are what is particular to
+the CUDA set: the seam that compiles and launches, launch sizes, writing into a workspace, and
+which implementation runs on CuPy arrays.
 """
 import concurrent.futures
 import os
@@ -21,12 +20,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import cuda_host
 import minidl as mdl
 from minidl import backend
 from minidl.kernels import cuda_impl, numpy_impl
 from minidl.kernels.cuda_impl import _module
-from test_kernels import DTYPES, SEEDS, assert_close, assert_same, conv_case, pool_case, special_values
+from test_kernels import DTYPES, assert_same, kernel_calls
 
 STEMS = sorted(p.stem for p in Path(_module.__file__).parent.glob("*.cu"))
 ARCHS = ["-gencode", "arch=compute_75,code=sm_75", "-gencode", "arch=compute_90,code=sm_90"]
@@ -137,19 +135,12 @@ def test_importing_the_cuda_kernels_does_not_import_cupy():
 
 # --- running the kernels on the CPU -----------------------------------------------------------
 
-@pytest.fixture(scope="session")
-def host(tmp_path_factory):
-    if cuda_host.COMPILER is None:
-        pytest.skip("g++ is not installed")
-    return cuda_host.Host(tmp_path_factory.mktemp("cuda_host"))
-
-
 @pytest.fixture
-def cuda(host, monkeypatch):
+def cuda(cuda_harness, monkeypatch):
     """``cuda_impl`` with its kernels run by the CPU harness. At most 3 blocks a launch: the
     larger cases then also run the kernels' grid-stride loops, and the harness's Python loop
     over the threads stays short."""
-    monkeypatch.setattr(_module, "function", host.function)
+    monkeypatch.setattr(_module, "function", cuda_harness.function)
     monkeypatch.setattr(_module, "MAX_BLOCKS", 3)
     return cuda_impl
 
@@ -162,18 +153,6 @@ def run(f, *args, **outputs):
     for a, b in zip(arrays, before):
         assert_same(a, b)
     return out
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("seed", SEEDS)
-def test_im2col_and_col2im_are_bit_identical(cuda, seed, dtype):
-    shape, *geometry = conv_case(seed)
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal(shape).astype(dtype)
-    col = run(cuda.im2col, x, *geometry)
-    assert_same(col, numpy_impl.im2col(x, *geometry))
-    c = rng.standard_normal(col.shape).astype(dtype)
-    assert_same(run(cuda.col2im, c, shape, *geometry), numpy_impl.col2im(c, shape, *geometry))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -195,116 +174,14 @@ def test_im2col_returns_the_input_where_the_columns_are_the_input(cuda):
         assert_same(col, numpy_impl.im2col(x, *geometry))
 
 
-@pytest.mark.parametrize("values", ["random", "ties-nan-inf"])
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("seed", SEEDS)
-def test_max_pool_is_bit_identical(cuda, seed, dtype, values):
-    shape, kernel, stride, padding, ceil_mode = pool_case(seed)
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal(shape).astype(dtype) if values == "random" else special_values(shape, dtype, seed)
-    y, argmax = run(cuda.max_pool2d_forward, x, kernel, stride, padding, ceil_mode)
-    y_ref, argmax_ref = numpy_impl.max_pool2d_forward(x, kernel, stride, padding, ceil_mode)
-    assert_same(y, y_ref)
-    assert_same(argmax, argmax_ref)
-    gy = rng.standard_normal(y.shape).astype(dtype)
-    geometry = (shape, kernel, stride, padding)
-    assert_same(run(cuda.max_pool2d_backward, gy, argmax, *geometry),
-                numpy_impl.max_pool2d_backward(gy, argmax, *geometry))
-
-
-def test_max_pool_windows_of_only_nan_or_only_minus_inf(cuda):
-    x = np.array([[[[np.nan, np.nan, -np.inf, -np.inf], [1.0, np.nan, -np.inf, -np.inf]]]])
-    for geometry in [((2, 2), (2, 2), (0, 0), False), ((2, 3), (1, 1), (1, 1), True)]:
-        for a, b in zip(cuda.max_pool2d_forward(x, *geometry), numpy_impl.max_pool2d_forward(x, *geometry)):
-            assert_same(a, b)
-
-
-@pytest.mark.parametrize("count_include_pad", [True, False])
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("seed", SEEDS)
-def test_avg_pool_is_bit_identical(cuda, seed, dtype, count_include_pad):
-    shape, kernel, stride, padding, ceil_mode = pool_case(seed)
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal(shape).astype(dtype)
-    args = (kernel, stride, padding, ceil_mode, count_include_pad)
-    y = run(cuda.avg_pool2d_forward, x, *args)
-    assert_same(y, numpy_impl.avg_pool2d_forward(x, *args))
-    gy = rng.standard_normal(y.shape).astype(dtype)
-    assert_same(run(cuda.avg_pool2d_backward, gy, shape, *args), numpy_impl.avg_pool2d_backward(gy, shape, *args))
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape, size", [((2, 5, 3, 4), 5), ((3, 7, 6), 2), ((2, 4, 3, 3), 9), ((1, 6, 2, 1, 3), 1)])
-def test_lrn_agrees(cuda, shape, size, dtype):
-    rng = np.random.default_rng(0)
-    x, gy = (rng.standard_normal(shape).astype(dtype) for _ in range(2))
-    args = (size, 2.0, 0.75, 2.0)  # a large alpha, so the window sums matter
-    y, scale = run(cuda.lrn_forward, x, *args)
-    y_ref, scale_ref = numpy_impl.lrn_forward(x, *args)
-    assert_same(scale, scale_ref)  # the window sums, in the reference's order
-    assert_close(y, y_ref)  # CUDA's pow
-    assert_close(run(cuda.lrn_backward, x, y_ref, scale_ref, gy, *args),
-                 numpy_impl.lrn_backward(x, y_ref, scale_ref, gy, *args))
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", [(16, 3), (5, 4, 7), (4, 3, 6, 5), (64, 2, 9, 9), (40, 2100)])
-def test_batch_norm_agrees(cuda, shape, dtype):
-    # (64, 2, 9, 9) sums 1024 partials per channel, (40, 2100) 32 partials of 1 or 2 values each.
-    rng = np.random.default_rng(0)
-    c = shape[1]
-    x = (rng.standard_normal(shape) * 2 + 1).astype(dtype)
-    gamma, beta = rng.uniform(0.5, 2, c).astype(dtype), rng.standard_normal(c).astype(dtype)
-    ours, ref = run(cuda.batch_norm_forward, x, gamma, beta, 1e-5), numpy_impl.batch_norm_forward(x, gamma, beta, 1e-5)
-    for a, b in zip(ours, ref):
-        assert_close(a, b)
-    gy = rng.standard_normal(shape).astype(dtype)
-    mean, invstd = ref[1:]
-    for a, b in zip(run(cuda.batch_norm_backward, gy, x, gamma, mean, invstd),
-                    numpy_impl.batch_norm_backward(gy, x, gamma, mean, invstd)):
-        assert_close(a, b)
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape, padding", [((2, 3, 5, 7), (1, 1)), ((1, 2, 4, 4), (0, 0)), ((3, 4, 6, 5), (2, 1)),
-                                            ((2, 1, 3, 3), (0, 2)), ((1, 3, 9, 8), (1, 0))])
-def test_winograd_transforms_agree(cuda, shape, padding, dtype):
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal(shape).astype(dtype)
-    v = run(cuda.winograd_input_transform, x, padding)
-    assert_same(v, numpy_impl.winograd_input_transform(x, padding))
-    out_shape = (shape[0], 4, shape[2] + 2 * padding[0] - 2, shape[3] + 2 * padding[1] - 2)
-    m = rng.standard_normal((16, 4, v.shape[2])).astype(dtype)
-    assert_close(run(cuda.winograd_output_transform, m, out_shape), numpy_impl.winograd_output_transform(m, out_shape))
-    gy = rng.standard_normal(out_shape).astype(dtype)
-    assert_same(run(cuda.winograd_output_transform_adjoint, gy), numpy_impl.winograd_output_transform_adjoint(gy))
-
-
 @pytest.mark.parametrize("grid, block", [((1,), (1,)), ((2,), (3,)), ((40,), (64,))])
-def test_results_do_not_depend_on_the_launch_size(cuda, host, monkeypatch, grid, block):
+def test_results_do_not_depend_on_the_launch_size(cuda, cuda_harness, monkeypatch, grid, block):
     # One thread doing all the work, a few threads each doing many items, and far more threads
     # than items (2560 for at most 540): every kernel is launched with this grid and block instead.
     monkeypatch.setattr(_module, "function",
-                        lambda stem, dtype, name: lambda _grid, _block, args: host.function(stem, dtype, name)(
+                        lambda stem, dtype, name: lambda _grid, _block, args: cuda_harness.function(stem, dtype, name)(
                             grid, block, args))
-    rng = np.random.default_rng(1)
-    x = rng.standard_normal((2, 3, 6, 5))
-    conv = ((3, 2), (2, 1), (1, 1), (1, 2))
-    col = rng.standard_normal(numpy_impl.im2col(x, *conv).shape)
-    pool = ((3, 2), (2, 2), (1, 1), True)
-    y, argmax = numpy_impl.max_pool2d_forward(x, *pool)
-    gy = rng.standard_normal(y.shape)
-    lrn = (3, 2.0, 0.75, 2.0)
-    _, scale = numpy_impl.lrn_forward(x, *lrn)
-    gamma, beta = rng.uniform(0.5, 2, 3), rng.standard_normal(3)
-    _, mean, invstd = numpy_impl.batch_norm_forward(x, gamma, beta, 1e-5)
-    m = rng.standard_normal((16, 3, 2 * 3 * 3))
-    calls = [("im2col", x, *conv), ("col2im", col, x.shape, *conv), ("max_pool2d_forward", x, *pool),
-             ("max_pool2d_backward", gy, argmax, x.shape, *pool[:3]), ("avg_pool2d_forward", x, *pool, False),
-             ("avg_pool2d_backward", gy, x.shape, *pool, False), ("lrn_forward", x, *lrn),
-             ("lrn_backward", x, x, scale, x, *lrn), ("batch_norm_forward", x, gamma, beta, 1e-5),
-             ("batch_norm_backward", x, x, gamma, mean, invstd), ("winograd_input_transform", x, (1, 0)),
-             ("winograd_output_transform", m, (2, 3, 6, 5)), ("winograd_output_transform_adjoint", x)]
+    calls = kernel_calls()
     for name, *args in calls:
         ours, ref = getattr(cuda, name)(*args), getattr(numpy_impl, name)(*args)
         for a, b in zip(ours if isinstance(ours, tuple) else (ours,), ref if isinstance(ref, tuple) else (ref,)):

@@ -1,16 +1,17 @@
 """The GPU path on a real CUDA device: every test here is marked ``gpu`` and the whole module
 skips, with minidl's own message, where CuPy or a GPU is missing.
 
-    python -m pytest -q -m gpu tests/test_gpu.py       # or: bash benchmarks/gpu_check.sh
+    python -m pytest -q -m gpu tests                   # or: bash benchmarks/gpu_check.sh
 
 What it proves, on device 'cuda':
 - every gradient-check case of ``tests/gradcases`` passes ``mdl.gradcheck`` (and
   ``mdl.gradgradcheck`` where the CPU test runs it) in float64 with its inputs on the GPU, its
   output is on the GPU and every kernel it called was a CUDA kernel;
-- every kernel of ``minidl.kernels.cuda_impl`` agrees with the NumPy reference on the random
-  geometries of ``test_kernels.py``: bit for bit for im2col, col2im, pooling and the Winograd input
-  transform and output adjoint, to 1e-6 for LRN, batch norm and the Winograd output transform;
-  float16 and mixed dtypes run the reference on CuPy; no kernel reads a value back to the host;
+- the CUDA kernels write into a device workspace, return the input where the columns are the
+  input, and run launches larger than the grid; float16 and mixed dtypes run the reference on
+  CuPy; no kernel reads a value back to the host (their results against the NumPy reference are
+  ``test_kernels.py``'s tests, whose ``impl`` fixture runs them on the GPU too: run both files
+  with ``-m gpu``);
 - the layer stack of ``test_nn_layers.py`` equals minidl on the CPU (1e-10) and PyTorch on CUDA
   (1e-7) in float64; a LeNet-5 training step in float32 equals the CPU's (1e-5); devices, saving,
   seeding, the DataLoader and ``minidl train --device cuda`` work.
@@ -42,7 +43,7 @@ from minidl.data import ArrayDataset, DataLoader  # noqa: E402
 from minidl.kernels import cuda_impl, numpy_impl  # noqa: E402
 from minidl.nn import functional as F  # noqa: E402
 from minidl_models import lenet5  # noqa: E402
-from test_kernels import DTYPES, SEEDS, assert_close, assert_same, conv_case, pool_case, special_values  # noqa: E402
+from test_kernels import DTYPES, assert_close, assert_same, kernel_calls  # noqa: E402
 from test_nn_layers import _model  # noqa: E402
 
 pytestmark = pytest.mark.gpu
@@ -150,7 +151,7 @@ def test_gradgradcheck(case, case_arrays_on_gpu, implementations):
     assert implementations <= {cuda_impl}, implementations
 
 
-# --- every CUDA kernel against the NumPy reference ------------------------------------------
+# --- what is particular to the CUDA kernels on a GPU ----------------------------------------
 
 def run(f, *args, **kwargs):
     """``f`` on the GPU: the host arrays among ``args`` are copied to the device first and must
@@ -165,18 +166,6 @@ def run(f, *args, **kwargs):
         assert backend.is_cupy_array(o), type(o)
     host = tuple(o.get() for o in outputs_of(out))
     return host if isinstance(out, tuple) else host[0]
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("seed", SEEDS)
-def test_im2col_and_col2im_are_bit_identical(seed, dtype):
-    shape, *geometry = conv_case(seed)
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal(shape).astype(dtype)
-    col = run(cuda_impl.im2col, x, *geometry)
-    assert_same(col, numpy_impl.im2col(x, *geometry))
-    c = rng.standard_normal(col.shape).astype(dtype)
-    assert_same(run(cuda_impl.col2im, c, shape, *geometry), numpy_impl.col2im(c, shape, *geometry))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -199,91 +188,6 @@ def test_im2col_returns_the_input_where_the_columns_are_the_input():
         assert_same(col.get(), expected)
 
 
-@pytest.mark.parametrize("values", ["random", "ties-nan-inf"])
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("seed", SEEDS)
-def test_max_pool_is_bit_identical(seed, dtype, values):
-    shape, kernel, stride, padding, ceil_mode = pool_case(seed)
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal(shape).astype(dtype) if values == "random" else special_values(shape, dtype, seed)
-    y, argmax = run(cuda_impl.max_pool2d_forward, x, kernel, stride, padding, ceil_mode)
-    y_ref, argmax_ref = numpy_impl.max_pool2d_forward(x, kernel, stride, padding, ceil_mode)
-    assert_same(y, y_ref)
-    assert_same(argmax, argmax_ref)
-    gy = rng.standard_normal(y.shape).astype(dtype)
-    geometry = (shape, kernel, stride, padding)
-    assert_same(run(cuda_impl.max_pool2d_backward, gy, argmax, *geometry),
-                numpy_impl.max_pool2d_backward(gy, argmax, *geometry))
-
-
-def test_max_pool_windows_of_only_nan_or_only_minus_inf():
-    x = np.array([[[[np.nan, np.nan, -np.inf, -np.inf], [1.0, np.nan, -np.inf, -np.inf]]]])
-    for geometry in [((2, 2), (2, 2), (0, 0), False), ((2, 3), (1, 1), (1, 1), True)]:
-        for a, b in zip(run(cuda_impl.max_pool2d_forward, x, *geometry), numpy_impl.max_pool2d_forward(x, *geometry)):
-            assert_same(a, b)
-
-
-@pytest.mark.parametrize("count_include_pad", [True, False])
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("seed", SEEDS)
-def test_avg_pool_is_bit_identical(seed, dtype, count_include_pad):
-    shape, kernel, stride, padding, ceil_mode = pool_case(seed)
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal(shape).astype(dtype)
-    args = (kernel, stride, padding, ceil_mode, count_include_pad)
-    y = run(cuda_impl.avg_pool2d_forward, x, *args)
-    assert_same(y, numpy_impl.avg_pool2d_forward(x, *args))
-    gy = rng.standard_normal(y.shape).astype(dtype)
-    assert_same(run(cuda_impl.avg_pool2d_backward, gy, shape, *args), numpy_impl.avg_pool2d_backward(gy, shape, *args))
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape, size", [((2, 5, 3, 4), 5), ((3, 7, 6), 2), ((2, 4, 3, 3), 9), ((1, 6, 2, 1, 3), 1)])
-def test_lrn_agrees(shape, size, dtype):
-    rng = np.random.default_rng(0)
-    x, gy = (rng.standard_normal(shape).astype(dtype) for _ in range(2))
-    args = (size, 2.0, 0.75, 2.0)  # a large alpha, so the window sums matter
-    y, scale = run(cuda_impl.lrn_forward, x, *args)
-    y_ref, scale_ref = numpy_impl.lrn_forward(x, *args)
-    assert_same(scale, scale_ref)  # the window sums, in the reference's order
-    assert_close(y, y_ref)  # CUDA's pow
-    assert_close(run(cuda_impl.lrn_backward, x, y_ref, scale_ref, gy, *args),
-                 numpy_impl.lrn_backward(x, y_ref, scale_ref, gy, *args))
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", [(16, 3), (5, 4, 7), (4, 3, 6, 5), (64, 2, 9, 9), (40, 2100)])
-def test_batch_norm_agrees(shape, dtype):
-    rng = np.random.default_rng(0)
-    c = shape[1]
-    x = (rng.standard_normal(shape) * 2 + 1).astype(dtype)
-    gamma, beta = rng.uniform(0.5, 2, c).astype(dtype), rng.standard_normal(c).astype(dtype)
-    ref = numpy_impl.batch_norm_forward(x, gamma, beta, 1e-5)
-    for a, b in zip(run(cuda_impl.batch_norm_forward, x, gamma, beta, 1e-5), ref):
-        assert_close(a, b)
-    gy = rng.standard_normal(shape).astype(dtype)
-    mean, invstd = ref[1:]
-    for a, b in zip(run(cuda_impl.batch_norm_backward, gy, x, gamma, mean, invstd),
-                    numpy_impl.batch_norm_backward(gy, x, gamma, mean, invstd)):
-        assert_close(a, b)
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape, padding", [((2, 3, 5, 7), (1, 1)), ((1, 2, 4, 4), (0, 0)), ((3, 4, 6, 5), (2, 1)),
-                                            ((2, 1, 3, 3), (0, 2)), ((1, 3, 9, 8), (1, 0))])
-def test_winograd_transforms_agree(shape, padding, dtype):
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal(shape).astype(dtype)
-    v = run(cuda_impl.winograd_input_transform, x, padding)
-    assert_same(v, numpy_impl.winograd_input_transform(x, padding))
-    out_shape = (shape[0], 4, shape[2] + 2 * padding[0] - 2, shape[3] + 2 * padding[1] - 2)
-    m = rng.standard_normal((16, 4, v.shape[2])).astype(dtype)
-    assert_close(run(cuda_impl.winograd_output_transform, m, out_shape),
-                 numpy_impl.winograd_output_transform(m, out_shape))
-    gy = rng.standard_normal(out_shape).astype(dtype)
-    assert_same(run(cuda_impl.winograd_output_transform_adjoint, gy), numpy_impl.winograd_output_transform_adjoint(gy))
-
-
 def test_launches_larger_than_the_grid_run_the_grid_stride_loops():
     # More work items than MAX_BLOCKS * BLOCK threads (65536 * 256): each thread takes several.
     from minidl.kernels.cuda_impl import _module
@@ -304,49 +208,14 @@ def test_launches_larger_than_the_grid_run_the_grid_stride_loops():
 
 # --- which implementation runs, and the fallback to the reference ---------------------------
 
-@pytest.mark.parametrize("kernel_set", ["numpy", "numba"])
-def test_cupy_arrays_run_the_cuda_kernels_whatever_the_cpu_kernel_set(kernel_set):
-    if kernel_set == "numba":
-        pytest.importorskip("numba")
-    with mdl.using_config("kernels", kernel_set):
-        for dtype in DTYPES:
-            assert kernels.implementation(cp.ones(2, dtype)) is cuda_impl
-            assert kernels.implementation(cp.ones(2, dtype), cp.zeros(2, np.int64)) is cuda_impl
-        assert kernels.implementation(cp.ones(2, np.float16)) is numpy_impl
-        assert kernels.implementation(cp.ones(2, np.float32), cp.ones(2, np.float64)) is numpy_impl
-
-
-def _kernel_calls(dtype, seed=3):
-    """One call of every function of the kernel interface, on host arrays of ``dtype``: (name,
-    args). Integer arguments (argmax) stay int64."""
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((2, 3, 6, 5)).astype(dtype)
-    conv = ((3, 2), (2, 1), (1, 1), (1, 2))
-    col = rng.standard_normal(numpy_impl.im2col(x, *conv).shape).astype(dtype)
-    pool = ((3, 2), (2, 2), (1, 1), True)
-    y, argmax = numpy_impl.max_pool2d_forward(x, *pool)
-    gy = rng.standard_normal(y.shape).astype(dtype)
-    lrn = (3, 2.0, 0.75, 2.0)
-    ly, scale = numpy_impl.lrn_forward(x, *lrn)
-    gamma, beta = rng.uniform(0.5, 2, 3).astype(dtype), rng.standard_normal(3).astype(dtype)
-    _, mean, invstd = numpy_impl.batch_norm_forward(x, gamma, beta, 1e-5)
-    m = rng.standard_normal((16, 3, 2 * 3 * 3)).astype(dtype)
-    return [("im2col", x, *conv), ("col2im", col, x.shape, *conv), ("max_pool2d_forward", x, *pool),
-            ("max_pool2d_backward", gy, argmax, x.shape, *pool[:3]), ("avg_pool2d_forward", x, *pool, False),
-            ("avg_pool2d_backward", gy, x.shape, *pool, False), ("lrn_forward", x, *lrn),
-            ("lrn_backward", x, ly, scale, x, *lrn), ("batch_norm_forward", x, gamma, beta, 1e-5),
-            ("batch_norm_backward", x, x, gamma, mean, invstd), ("winograd_input_transform", x, (1, 0)),
-            ("winograd_output_transform", m, (2, 3, 6, 5)), ("winograd_output_transform_adjoint", x)]
-
-
-KERNEL_NAMES = [name for name, *_ in _kernel_calls(np.float32)]
+KERNEL_NAMES = [name for name, *_ in kernel_calls(np.float32)]
 # Exact in any dtype: copies and selections, which round nothing.
 EXACT = {"im2col", "max_pool2d_forward"}
 
 
 @pytest.mark.parametrize("name", KERNEL_NAMES)
 def test_float16_runs_the_reference_on_the_gpu(name):
-    args = dict((n, a) for n, *a in _kernel_calls(np.float16))[name]
+    args = dict((n, a) for n, *a in kernel_calls(np.float16))[name]
     device_args = [cp.asarray(a) if isinstance(a, np.ndarray) else a for a in args]
     assert kernels.implementation(*[a for a in device_args if backend.is_cupy_array(a)]) is numpy_impl
     ours = outputs_of(getattr(kernels, name)(*device_args))
@@ -375,7 +244,7 @@ def test_mixed_dtypes_run_the_reference_on_the_gpu():
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_no_kernel_reads_back_from_the_gpu(monkeypatch, dtype):
     calls = [(name, [cp.asarray(a) if isinstance(a, np.ndarray) else a for a in args])
-             for name, *args in _kernel_calls(dtype)]
+             for name, *args in kernel_calls(dtype)]
     cp.cuda.Device().synchronize()  # the inputs are on the device before counting starts
     for name, args in calls:
         assert kernels.implementation(*[a for a in args if backend.is_cupy_array(a)]) is cuda_impl

@@ -1,11 +1,14 @@
 """The kernel implementations against the NumPy reference, and choosing between them.
 
-Every Numba kernel is run on random geometries (stride, padding, dilation, ceil_mode,
-count_include_pad, rectangular kernels, overlapping and gapped windows) in float32 and
-float64 and compared with ``numpy_impl``. Where the Numba kernel adds in the reference's
-order (im2col, col2im, pooling, LRN) the results must be identical bit for bit; batch
-norm, whose statistics are float64 sums here and NumPy's pairwise sums in the input's
-dtype there, must agree to 1e-6 relative.
+Every compiled implementation (the ``impl`` fixture: the Numba kernels, the CUDA kernels run on
+the CPU by the harness, the CUDA kernels on a GPU where there is one) is run on random geometries
+(stride, padding, dilation, ceil_mode, count_include_pad, rectangular kernels, overlapping and
+gapped windows) in float32 and float64 and compared with ``numpy_impl``. Where an implementation
+adds in the reference's order (im2col, col2im, pooling, LRN's window sums, the Winograd input
+transform and output adjoint) the results must be identical bit for bit; batch norm, whose
+statistics are float64 sums there and NumPy's pairwise sums in the input's dtype here, the Winograd
+output transform and, on CUDA, LRN's power agree to 1e-6 relative. The reference itself is checked
+for what running on CuPy needs: no host reads, no scatter.
 """
 import os
 import subprocess
@@ -69,16 +72,71 @@ def pool_case(seed):
 SEEDS = range(12)
 
 
+class Implementation:
+    """A kernel implementation under test: ``impl.NAME(*args)`` runs its NAME with the host arrays
+    among ``args`` copied to its device (where it has one), checks that they come back
+    unmodified, checks that the outputs are on that device, and returns them as host arrays."""
+
+    def __init__(self, name, module, to_device=None, to_host=None):
+        self.name, self.module = name, module
+        self._to_device = to_device or (lambda a: a)
+        self._to_host = to_host or (lambda a: a)
+
+    def __getattr__(self, name):
+        function = getattr(self.module, name)
+
+        def call(*args, **kwargs):
+            before = [a.copy() if isinstance(a, np.ndarray) else None for a in args]
+            args = [self._to_device(a) if isinstance(a, np.ndarray) else a for a in args]
+            out = function(*args, **kwargs)
+            for a, b in zip(args, before):
+                if b is not None:
+                    assert_same(self._to_host(a), b)  # inputs are never modified
+            host = tuple(self._to_host(o) for o in (out if isinstance(out, tuple) else (out,)))
+            return host if isinstance(out, tuple) else host[0]
+
+        return call
+
+
+def _on_the_gpu(a):
+    assert backend.is_cupy_array(a), type(a)
+    return a.get()
+
+
+@pytest.fixture(params=["numba", "cuda-harness", pytest.param("cuda", marks=pytest.mark.gpu)])
+def impl(request, monkeypatch):
+    """Each compiled implementation, held to the reference by the same tests: the Numba kernels;
+    the CUDA kernels run on the CPU by the harness (tests/cuda_host.py, at most 3 blocks a launch
+    so that the larger cases also run the grid-stride loops); the CUDA kernels on a GPU."""
+    if request.param == "numba":
+        pytest.importorskip("numba")
+        from minidl.kernels import numba_impl
+
+        return Implementation("numba", numba_impl)
+    from minidl.kernels import cuda_impl
+    from minidl.kernels.cuda_impl import _module
+
+    if request.param == "cuda-harness":
+        monkeypatch.setattr(_module, "function", request.getfixturevalue("cuda_harness").function)
+        monkeypatch.setattr(_module, "MAX_BLOCKS", 3)
+        return Implementation("cuda-harness", cuda_impl)
+    try:
+        cp = backend.cupy()
+    except backend.DeviceError as e:
+        pytest.skip(str(e))
+    return Implementation("cuda", cuda_impl, cp.asarray, _on_the_gpu)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("seed", SEEDS)
-def test_im2col_and_col2im_are_bit_identical(numba_impl, seed, dtype):
+def test_im2col_and_col2im_are_bit_identical(impl, seed, dtype):
     shape, *geometry = conv_case(seed)
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(shape).astype(dtype)
-    col = numba_impl.im2col(x, *geometry)
+    col = impl.im2col(x, *geometry)
     assert_same(col, numpy_impl.im2col(x, *geometry))
     c = rng.standard_normal(col.shape).astype(dtype)
-    assert_same(numba_impl.col2im(c, shape, *geometry), numpy_impl.col2im(c, shape, *geometry))
+    assert_same(impl.col2im(c, shape, *geometry), numpy_impl.col2im(c, shape, *geometry))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -100,68 +158,71 @@ def special_values(shape, dtype, seed):
 @pytest.mark.parametrize("values", ["random", "ties-nan-inf"])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("seed", SEEDS)
-def test_max_pool_is_bit_identical(numba_impl, seed, dtype, values):
+def test_max_pool_is_bit_identical(impl, seed, dtype, values):
     shape, kernel, stride, padding, ceil_mode = pool_case(seed)
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(shape).astype(dtype) if values == "random" else special_values(shape, dtype, seed)
-    y, argmax = numba_impl.max_pool2d_forward(x, kernel, stride, padding, ceil_mode)
+    y, argmax = impl.max_pool2d_forward(x, kernel, stride, padding, ceil_mode)
     y_ref, argmax_ref = numpy_impl.max_pool2d_forward(x, kernel, stride, padding, ceil_mode)
     assert_same(y, y_ref)
     assert_same(argmax, argmax_ref)
     # Backward sums in float64 in the reference's order, so it is exact even where windows overlap.
     gy = rng.standard_normal(y.shape).astype(dtype)
     geometry = (shape, kernel, stride, padding)
-    assert_same(numba_impl.max_pool2d_backward(gy, argmax, *geometry),
-                numpy_impl.max_pool2d_backward(gy, argmax, *geometry))
+    assert_same(impl.max_pool2d_backward(gy, argmax, *geometry), numpy_impl.max_pool2d_backward(gy, argmax, *geometry))
 
 
-def test_max_pool_windows_of_only_nan_or_only_minus_inf(numba_impl):
+def test_max_pool_windows_of_only_nan_or_only_minus_inf(impl):
     x = np.array([[[[np.nan, np.nan, -np.inf, -np.inf], [1.0, np.nan, -np.inf, -np.inf]]]])
     for geometry in [((2, 2), (2, 2), (0, 0), False), ((2, 3), (1, 1), (1, 1), True)]:
-        for a, b in zip(numba_impl.max_pool2d_forward(x, *geometry), numpy_impl.max_pool2d_forward(x, *geometry)):
+        for a, b in zip(impl.max_pool2d_forward(x, *geometry), numpy_impl.max_pool2d_forward(x, *geometry)):
             assert_same(a, b)
 
 
 @pytest.mark.parametrize("count_include_pad", [True, False])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("seed", SEEDS)
-def test_avg_pool_is_bit_identical(numba_impl, seed, dtype, count_include_pad):
+def test_avg_pool_is_bit_identical(impl, seed, dtype, count_include_pad):
     shape, kernel, stride, padding, ceil_mode = pool_case(seed)
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(shape).astype(dtype)
     args = (kernel, stride, padding, ceil_mode, count_include_pad)
-    y = numba_impl.avg_pool2d_forward(x, *args)
+    y = impl.avg_pool2d_forward(x, *args)
     assert_same(y, numpy_impl.avg_pool2d_forward(x, *args))
     gy = rng.standard_normal(y.shape).astype(dtype)
-    assert_same(numba_impl.avg_pool2d_backward(gy, shape, *args), numpy_impl.avg_pool2d_backward(gy, shape, *args))
+    assert_same(impl.avg_pool2d_backward(gy, shape, *args), numpy_impl.avg_pool2d_backward(gy, shape, *args))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape, size", [((2, 5, 3, 4), 5), ((3, 7, 6), 2), ((2, 4, 3, 3), 9), ((1, 6, 2, 1, 3), 1)])
-def test_lrn_is_bit_identical(numba_impl, shape, size, dtype):
+def test_lrn_agrees(impl, shape, size, dtype):
     rng = np.random.default_rng(0)
     x, gy = (rng.standard_normal(shape).astype(dtype) for _ in range(2))
     args = (size, 2.0, 0.75, 2.0)  # a large alpha, so the window sums matter
-    y, scale = numba_impl.lrn_forward(x, *args)
+    y, scale = impl.lrn_forward(x, *args)
     y_ref, scale_ref = numpy_impl.lrn_forward(x, *args)
-    assert_same(scale, scale_ref)
-    assert_same(y, y_ref)
-    assert_same(numba_impl.lrn_backward(x, y, scale, gy, *args), numpy_impl.lrn_backward(x, y, scale, gy, *args))
+    assert_same(scale, scale_ref)  # the window sums, in the reference's order
+    # Numba calls NumPy's power; CUDA's pow (and glibc's, in the harness) may differ by an ulp.
+    agrees = assert_same if impl.name == "numba" else assert_close
+    agrees(y, y_ref)
+    agrees(impl.lrn_backward(x, y_ref, scale_ref, gy, *args), numpy_impl.lrn_backward(x, y_ref, scale_ref, gy, *args))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", [(16, 3), (5, 4, 7), (4, 3, 6, 5), (64, 2, 9, 9)])
-def test_batch_norm_agrees(numba_impl, shape, dtype):
+@pytest.mark.parametrize("shape", [(16, 3), (5, 4, 7), (4, 3, 6, 5), (64, 2, 9, 9), (40, 2100)])
+def test_batch_norm_agrees(impl, shape, dtype):
+    # The statistics are float64 sums here and NumPy's pairwise sums in the reference. The CUDA
+    # kernels sum (64, 2, 9, 9) in 1024 partials per channel, (40, 2100) in 32 of 1 or 2 values.
     rng = np.random.default_rng(0)
     c = shape[1]
     x = (rng.standard_normal(shape) * 2 + 1).astype(dtype)
     gamma, beta = rng.uniform(0.5, 2, c).astype(dtype), rng.standard_normal(c).astype(dtype)
-    ours, ref = numba_impl.batch_norm_forward(x, gamma, beta, 1e-5), numpy_impl.batch_norm_forward(x, gamma, beta, 1e-5)
-    for a, b in zip(ours, ref):
+    ref = numpy_impl.batch_norm_forward(x, gamma, beta, 1e-5)
+    for a, b in zip(impl.batch_norm_forward(x, gamma, beta, 1e-5), ref):
         assert_close(a, b)
     gy = rng.standard_normal(shape).astype(dtype)
     mean, invstd = ref[1:]
-    for a, b in zip(numba_impl.batch_norm_backward(gy, x, gamma, mean, invstd),
+    for a, b in zip(impl.batch_norm_backward(gy, x, gamma, mean, invstd),
                     numpy_impl.batch_norm_backward(gy, x, gamma, mean, invstd)):
         assert_close(a, b)
 
@@ -169,18 +230,18 @@ def test_batch_norm_agrees(numba_impl, shape, dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape, padding", [((2, 3, 5, 7), (1, 1)), ((1, 2, 4, 4), (0, 0)), ((3, 4, 6, 5), (2, 1)),
                                             ((2, 1, 3, 3), (0, 2)), ((1, 3, 9, 8), (1, 0))])
-def test_winograd_transforms_agree(numba_impl, shape, padding, dtype):
+def test_winograd_transforms_agree(impl, shape, padding, dtype):
     # The input transform and the output adjoint add at most two terms per value (bit-identical);
     # the output transform adds three, in an order NumPy's matmul does not promise (1e-6).
     rng = np.random.default_rng(0)
     x = rng.standard_normal(shape).astype(dtype)
-    v = numba_impl.winograd_input_transform(x, padding)
+    v = impl.winograd_input_transform(x, padding)
     assert_same(v, numpy_impl.winograd_input_transform(x, padding))
     out_shape = (shape[0], 4, shape[2] + 2 * padding[0] - 2, shape[3] + 2 * padding[1] - 2)
     m = rng.standard_normal((16, 4, v.shape[2])).astype(dtype)
-    assert_close(numba_impl.winograd_output_transform(m, out_shape), numpy_impl.winograd_output_transform(m, out_shape))
+    assert_close(impl.winograd_output_transform(m, out_shape), numpy_impl.winograd_output_transform(m, out_shape))
     gy = rng.standard_normal(out_shape).astype(dtype)
-    assert_same(numba_impl.winograd_output_transform_adjoint(gy), numpy_impl.winograd_output_transform_adjoint(gy))
+    assert_same(impl.winograd_output_transform_adjoint(gy), numpy_impl.winograd_output_transform_adjoint(gy))
 
 
 def test_kernels_run_as_plain_python_with_the_jit_disabled():
@@ -325,22 +386,25 @@ class _DeviceModule:
         return value
 
 
-def _reference_calls(rng):
-    x = rng.standard_normal((2, 3, 6, 5))
+def kernel_calls(dtype=np.float64, seed=3):
+    """One call of every function of the kernel interface, on host arrays of ``dtype``: (name,
+    args). Integer arguments (argmax) stay int64."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((2, 3, 6, 5)).astype(dtype)
     conv = ((3, 2), (2, 1), (1, 1), (1, 2))
-    col = rng.standard_normal(numpy_impl.im2col(x, *conv).shape)
+    col = rng.standard_normal(numpy_impl.im2col(x, *conv).shape).astype(dtype)
     pool = ((3, 2), (2, 2), (1, 1), True)
     y, argmax = numpy_impl.max_pool2d_forward(x, *pool)
-    gy = rng.standard_normal(y.shape)
+    gy = rng.standard_normal(y.shape).astype(dtype)
     lrn = (3, 2.0, 0.75, 2.0)
-    _, scale = numpy_impl.lrn_forward(x, *lrn)
-    gamma, beta = rng.uniform(0.5, 2, 3), rng.standard_normal(3)
+    ly, scale = numpy_impl.lrn_forward(x, *lrn)
+    gamma, beta = rng.uniform(0.5, 2, 3).astype(dtype), rng.standard_normal(3).astype(dtype)
     _, mean, invstd = numpy_impl.batch_norm_forward(x, gamma, beta, 1e-5)
-    m = rng.standard_normal((16, 3, 2 * 3 * 3))
+    m = rng.standard_normal((16, 3, 2 * 3 * 3)).astype(dtype)
     return [("im2col", x, *conv), ("col2im", col, x.shape, *conv), ("max_pool2d_forward", x, *pool),
             ("max_pool2d_backward", gy, argmax, x.shape, *pool[:3]), ("avg_pool2d_forward", x, *pool, False),
             ("avg_pool2d_backward", gy, x.shape, *pool, False), ("lrn_forward", x, *lrn),
-            ("lrn_backward", x, x, scale, x, *lrn), ("batch_norm_forward", x, gamma, beta, 1e-5),
+            ("lrn_backward", x, ly, scale, x, *lrn), ("batch_norm_forward", x, gamma, beta, 1e-5),
             ("batch_norm_backward", x, x, gamma, mean, invstd), ("winograd_input_transform", x, (1, 0)),
             ("winograd_output_transform", m, (2, 3, 6, 5)), ("winograd_output_transform_adjoint", x)]
 
@@ -357,8 +421,7 @@ def _on_a_device(monkeypatch):
 
 def test_the_reference_reads_nothing_back_and_scatters_nothing(monkeypatch):
     # What the CuPy fallback (float16, mixed dtypes) needs; batch norm uses only array methods.
-    rng = np.random.default_rng(0)
-    calls = _reference_calls(rng)
+    calls = kernel_calls()
     expected = [getattr(numpy_impl, name)(*args) for name, *args in calls]
     _on_a_device(monkeypatch)
     for (name, *args), want in zip(calls, expected):
