@@ -31,7 +31,7 @@ def check_cross_entropy_input(where, logits, target):
     naming ``where`` and the shapes or the bad index otherwise."""
     if logits.ndim != 2:
         raise ValueError(f"{where}: expected logits of shape (N, C); got shape {tuple(logits.shape)}")
-    t = target.data if isinstance(target, Tensor) else np.asarray(target)
+    t = target.data if isinstance(target, Tensor) else target if backend.is_array(target) else np.asarray(target)
     if t.dtype.kind not in "iu":
         raise ValueError(f"{where}: target must hold integer class indices; got dtype {t.dtype}")
     n, c = logits.shape
