@@ -9,7 +9,7 @@ import sys
 import time
 
 # A benchmark is a process of its own, so it sets its threads as the `minidl` command does
-# (minidl.cli.configure_process), plus OpenBLAS's thread timeout, which OpenBLAS reads once when
+# (minidl.threads.configure_process), plus OpenBLAS's thread timeout, which OpenBLAS reads once when
 # NumPy loads it: by default its worker threads spin for 2**28 cycles (about 0.1 s) after each
 # GEMM, competing with any other thread pool on the cores (the Numba kernels' between two GEMMs,
 # PyTorch's where it is loaded too). With PyTorch in the same process (bench_train.py, 2 cores)
@@ -18,7 +18,7 @@ os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 import numpy as np  # noqa: E402
 
-from minidl.cli import configure_process  # noqa: E402
+from minidl.threads import configure_process  # noqa: E402
 
 configure_process()
 

@@ -10,6 +10,7 @@ import json
 import os
 import time
 
+import minidl as mdl
 from minidl import cli
 
 SMALL_VARIANTS = ["lenet5", "alexnet_small", "vgg_small", "googlenet_small", "resnet_small"]
@@ -23,6 +24,7 @@ def main(argv=None):
     p.add_argument("--models", nargs="+", default=SMALL_VARIANTS)
     p.add_argument("--out", default="runs/small-variants")
     args = p.parse_args(argv)
+    mdl.configure_process()  # this script trains: its threads sleep between kernels (minidl.threads)
 
     results = []
     for name in args.models:

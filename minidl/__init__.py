@@ -11,6 +11,7 @@ import numpy as np
 from minidl.backend import DeviceError, get_array_module
 from minidl.config import config, using_config
 from minidl.random import manual_seed
+from minidl.threads import configure_process
 from minidl.gradcheck import GradcheckError, gradcheck, gradgradcheck
 from minidl.ops import (abs, broadcast_to, cat, clip, concat, exp, flatten, log, log_softmax, matmul, maximum,
                         relu, reshape, sigmoid, softmax, sqrt, stack, tanh, transpose)

@@ -151,34 +151,10 @@ def _summary(args):
     return 0
 
 
-def configure_process():
-    """The thread settings of a process that the ``minidl`` command (or a benchmark) starts.
-
-    A library must not make them: importing minidl changes nothing in its host process. A process
-    that exists to train, though, owns its threads, and these measured faster for minidl:
-
-    - ``OMP_WAIT_POLICY=PASSIVE``: Numba's OpenMP threads sleep between kernels instead of
-      spinning, by default for a while after each one, on the cores the next GEMM wants. On a busy
-      2-core machine a spinning or descheduled worker made a small kernel take ~16 ms instead of
-      ~40 us. OpenMP reads it when Numba starts its threads, at the first kernel, so setting it
-      here, after minidl (and NumPy) are imported, still takes effect.
-    - ``NUMBA_NUM_THREADS`` from ``OMP_NUM_THREADS`` where only the latter is set, so the usual
-      way to limit a job's threads limits Numba's too (Numba reads it at its import, on the first
-      kernel).
-
-    Settings already in the environment are kept. Not here: OpenBLAS's thread timeout, which
-    OpenBLAS reads when NumPy loads it, before this can run; the benchmarks that need it set it
-    themselves (benchmarks/_common.py), and for ``minidl train`` alone it made no difference
-    beyond noise.
-    """
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    first = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()  # "4,2" sets nested levels
-    if "NUMBA_NUM_THREADS" not in os.environ and first.isdigit() and int(first) > 0:
-        os.environ["NUMBA_NUM_THREADS"] = str(min(int(first), os.cpu_count() or 1))
-
-
 def run():
     """The ``minidl`` command's entry point: this process's thread settings, then `main`."""
+    from minidl.threads import configure_process
+
     configure_process()
     sys.exit(main())
 

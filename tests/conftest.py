@@ -5,6 +5,9 @@ import pytest
 
 import minidl as mdl
 
+# The test run is a process that trains: its threads sleep between kernels, as minidl train's do.
+mdl.configure_process()
+
 
 def ops_in_graph(outputs):
     """Names of the Function classes in the graph behind ``outputs``."""

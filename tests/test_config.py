@@ -1,6 +1,7 @@
 """The settings: one way to read and change them, per-thread grad mode, and an import that
 leaves its host process alone."""
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -89,6 +90,15 @@ def test_a_new_thread_starts_with_grad_enabled_and_no_anomaly_checks():
         t.join()
         assert (mdl.config.grad_enabled, mdl.config.anomaly) == (False, True)
     assert seen == [(True, False)]
+
+
+def test_configure_process_asks_threads_to_sleep_unless_the_environment_says_otherwise(monkeypatch):
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    mdl.configure_process()
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    mdl.configure_process()
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
 
 
 def test_importing_and_using_minidl_leaves_the_environment_alone():

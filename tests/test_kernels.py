@@ -337,9 +337,9 @@ def test_auto_and_numba_without_numba(monkeypatch):
         monkeypatch.undo()
 
 
-def test_the_minidl_command_limits_numba_threads_with_omp_num_threads():
+def test_configure_process_limits_numba_threads_with_omp_num_threads():
     pytest.importorskip("numba")
-    code = ("from minidl.cli import configure_process; configure_process(); import minidl, numba; "
+    code = ("import minidl; minidl.configure_process(); import numba; "
             "n = numba.get_num_threads(); assert n == 1, n")
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_NUM_THREADS"}
     subprocess.run([sys.executable, "-c", code], check=True, env=dict(env, OMP_NUM_THREADS="1"))

@@ -18,7 +18,7 @@ the same time as BLAS: an op's GEMM returns before the next op's kernel starts, 
 threads and BLAS's take turns on the cores. Whether idle threads of either pool spin or sleep
 between calls is decided by the process, not by minidl (importing minidl changes no setting
 of its host process): the ``minidl`` command and the benchmarks choose sleeping threads at
-their start (see ``minidl.cli.configure_process``).
+their start (see ``minidl.threads``), and so can any program, with ``mdl.configure_process()``.
 """
 from minidl.kernels.numba_impl.batchnorm import batch_norm_backward, batch_norm_forward
 from minidl.kernels.numba_impl.im2col import col2im, im2col
