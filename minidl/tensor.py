@@ -491,7 +491,6 @@ class _Edge:
     (to check and cast the gradient), without the input's array."""
 
     __slots__ = ("creator", "_index", "shape", "dtype")
-    _requires_grad = True  # only inputs made by a recorded op get an edge, and those require grad
 
     def __init__(self, t):
         self.creator, self._index, self.shape, self.dtype = t.creator, t._index, t.shape, t.dtype
