@@ -106,6 +106,19 @@ def select_kernels(args):
         minidl.config.kernels = args.kernels
 
 
+def start_cuda_report(device):
+    """Print the header of a ``--device cuda`` report and return ``(torch, torch_device)``: PyTorch
+    (None when it is not installed) and its device string with minidl's TF32 choice (None when
+    PyTorch cannot use the GPU, which the report then says)."""
+    torch = try_import_torch()
+    for line in machine_header(device):
+        print(line)
+    torch_device = device.torch_device(torch) if torch is not None else None
+    if torch is not None and torch_device is None:
+        print("torch: installed, but it sees no CUDA device; its columns are left out")
+    return torch, torch_device
+
+
 def add_device_option(parser):
     """``--device cpu|cuda`` and ``--tf32``; pass the parser and the parsed args to
     :func:`select_device` straight after parsing."""

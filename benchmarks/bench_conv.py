@@ -26,7 +26,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # _common first, before NumPy loads: it sets this process's threads
 from _common import (add_device_option, gpu_times, machine_header, median_time, select_device,  # noqa: E402
-                     try_import_torch, write_json)
+                     start_cuda_report, try_import_torch, write_json)
 import numpy as np  # noqa: E402
 
 import minidl as mdl  # noqa: E402
@@ -350,12 +350,7 @@ def measure_torch_cuda(torch, device, x_np, w_np, b_np, stride, pad, repeat):
 
 
 def main_cuda(args, device):
-    torch = try_import_torch()
-    for line in machine_header(device):
-        print(line)
-    torch_device = device.torch_device(torch) if torch is not None else None
-    if torch is not None and torch_device is None:
-        print("torch: installed, but it sees no CUDA device; its columns are left out")
+    torch, torch_device = start_cuda_report(device)
     repeat = 3 * args.repeat
     suite = [(name, (max(2, shape[0] // 4),) + shape[1:] if args.quick else shape, oc, k, s, pad)
              for name, shape, oc, k, s, pad in SUITE]

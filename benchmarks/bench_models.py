@@ -26,7 +26,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # _common first, before NumPy loads: it sets this process's threads
 from _common import (Device, add_device_option, gpu_times, machine_header, select_device,  # noqa: E402
-                     try_import_torch, write_json)
+                     start_cuda_report, try_import_torch, write_json)
 import numpy as np  # noqa: E402
 
 
@@ -241,12 +241,8 @@ def main(argv=None):
 
 
 def main_cuda(args, device, extra):
-    torch = try_import_torch()
-    for line in machine_header(device):
-        print(line)
-    have_torch = torch is not None and device.torch_device(torch) is not None
-    if torch is not None and not have_torch:
-        print("torch: installed, but it sees no CUDA device; its columns are left out")
+    torch, torch_device = start_cuda_report(device)
+    have_torch = torch_device is not None
     precision = "TF32 allowed" if device.tf32 else "full float32"
     print(f"\ntraining step (forward + backward + SGD momentum) on cuda, float32 ({precision}), median of "
           f"{args.steps} steps, each between device synchronisations; 1st = the first step in the process.\n"

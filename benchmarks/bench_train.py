@@ -19,7 +19,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # _common first, before NumPy loads: it sets this process's threads
 from _common import (Device, add_device_option, add_kernels_option, gpu_times, machine_header,  # noqa: E402
-                     select_device, select_kernels, try_import_torch, write_json)
+                     select_device, select_kernels, start_cuda_report, try_import_torch, write_json)
 import numpy as np  # noqa: E402
 
 import minidl as mdl  # noqa: E402
@@ -108,12 +108,7 @@ def main(argv=None):
 def main_cuda(args, device):
     """The same steps on the GPU: images/s from the median step, each step between device
     synchronisations, and each library's first step (kernel compiles, set-up) on its own."""
-    torch = try_import_torch()
-    for line in machine_header(device):
-        print(line)
-    torch_device = device.torch_device(torch) if torch is not None else None
-    if torch is not None and torch_device is None:
-        print("torch: installed, but it sees no CUDA device; its columns are left out")
+    torch, torch_device = start_cuda_report(device)
     precision = "TF32 allowed" if device.tf32 else "full float32"
     print(f"\nLeNet-5 training step (forward + backward + Adam) on cuda, float32 ({precision}), median of "
           f"{args.steps} steps, each between device synchronisations; 1st = the first step in the process\n")
