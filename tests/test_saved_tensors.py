@@ -9,6 +9,7 @@ import pytest
 import minidl as mdl
 import minidl.nn.functional as F
 from minidl_models import lenet5, resnet18
+from test_autograd import Square
 
 
 def test_an_intermediate_no_backward_reads_is_freed_at_forward_time():
@@ -52,19 +53,18 @@ def test_reading_an_output_not_declared_fails_clearly():
 
 
 def test_a_function_that_declares_nothing_keeps_everything():
-    class Square(mdl.Function):
-        def forward(self, x):
-            return x ** 2
-
-        def backward(self, gy):
-            x, = self.inputs
-            return 2 * x * gy
-
+    # Square (the contract's example) reads self.inputs without declaring it: an intermediate input
+    # the program drops must still be there for its backward, which then releases it.
     x = mdl.tensor(np.array([3.0]), requires_grad=True)
+    h = x * 2
     f = Square()
-    f(x).backward()
-    assert f.inputs is None  # released by backward ...
-    np.testing.assert_array_equal(x.grad.numpy(), [6.0])  # ... after it read them
+    y = f(h)
+    probe = weakref.ref(h)
+    del h
+    assert probe() is not None
+    y.backward()
+    assert f.inputs is None and probe() is None
+    np.testing.assert_array_equal(x.grad.numpy(), [24.0])  # d(2x)^2/dx = 8x
 
 
 def _keep_everything(monkeypatch):
