@@ -19,6 +19,8 @@ threads and BLAS's take turns on the cores. Whether idle threads of either pool 
 between calls is decided by the process, not by minidl (importing minidl changes no setting
 of its host process): the ``minidl`` command and the benchmarks choose sleeping threads at
 their start (see ``minidl.threads``), and so can any program, with ``mdl.configure_process()``.
+Several Python threads may call the kernels at once; where Numba's threading layer cannot
+take that (its 'workqueue' fallback), they take turns (see ``_parallel``).
 """
 from minidl.kernels.numba_impl.batchnorm import batch_norm_backward, batch_norm_forward
 from minidl.kernels.numba_impl.im2col import col2im, im2col

@@ -13,7 +13,10 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from minidl.kernels.numba_impl._parallel import parallel
 
+
+@parallel
 @njit(parallel=True, cache=True)
 def _forward(x, gamma, beta, eps, y, mean, invstd):
     n, c, s = x.shape
@@ -37,6 +40,7 @@ def _forward(x, gamma, beta, eps, y, mean, invstd):
                 y[b, ch, e] = (x[b, ch, e] - centre) * scale + shift
 
 
+@parallel
 @njit(parallel=True, cache=True)
 def _backward(gy, x, gamma, mean, invstd, gx, ggamma, gbeta):
     n, c, s = x.shape

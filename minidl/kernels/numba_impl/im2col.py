@@ -19,6 +19,7 @@ import numpy as np
 from numba import njit, prange
 
 from minidl.kernels import conv_output_size
+from minidl.kernels.numba_impl._parallel import parallel
 
 
 @njit(cache=True)
@@ -39,6 +40,7 @@ def spans(count, kernel, stride, padding, dilation, size):
     return out
 
 
+@parallel
 @njit(parallel=True, cache=True)
 def _im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, col):
     n, c, h, w = x.shape
@@ -66,6 +68,7 @@ def _im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, col):
                     dst[np.uintp(k)] = 0
 
 
+@parallel
 @njit(parallel=True, cache=True)
 def _col2im(col, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, x):
     n, c, h, w = x.shape

@@ -13,7 +13,10 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from minidl.kernels.numba_impl._parallel import parallel
 
+
+@parallel
 @njit(parallel=True, cache=True)
 def _scale(x, before, after, k, coeff, scale):
     n, c, s = x.shape
@@ -28,6 +31,7 @@ def _scale(x, before, after, k, coeff, scale):
             acc[e] = k + coeff * acc[e]
 
 
+@parallel
 @njit(parallel=True, cache=True)
 def _backward(x, y, scale, power, gy, before, after, coeff, gx):
     n, c, s = x.shape

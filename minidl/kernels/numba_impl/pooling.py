@@ -11,9 +11,11 @@ import numpy as np
 from numba import njit, prange
 
 from minidl.kernels import conv_output_size
+from minidl.kernels.numba_impl._parallel import parallel
 from minidl.kernels.numba_impl.im2col import spans
 
 
+@parallel
 @njit(parallel=True, cache=True)
 def _max_pool(x, kh, kw, sh, sw, ph, pw, y, argmax):
     n, c, h, w = x.shape
@@ -40,6 +42,7 @@ def _max_pool(x, kh, kw, sh, sw, ph, pw, y, argmax):
                 out[k], chosen[k] = best, where
 
 
+@parallel
 @njit(parallel=True, cache=True)
 def _max_pool_backward(gy, argmax, gx):
     for plane in prange(gy.shape[0]):
@@ -60,6 +63,7 @@ def _count(start, kernel, size, pad, count_include_pad):
     return min(end, size) - max(start, 0)
 
 
+@parallel
 @njit(parallel=True, cache=True)
 def _avg_pool(x, kh, kw, sh, sw, ph, pw, count_include_pad, y):
     n, c, h, w = x.shape
@@ -86,6 +90,7 @@ def _avg_pool(x, kh, kw, sh, sw, ph, pw, count_include_pad, y):
                 out[np.uintp(first + p * ow + q)] /= t(height * _count(q * sw - pw, kw, w, pw, count_include_pad))
 
 
+@parallel
 @njit(parallel=True, cache=True)
 def _avg_pool_backward(gy, kh, kw, sh, sw, ph, pw, count_include_pad, gx):
     n, c, h, w = gx.shape

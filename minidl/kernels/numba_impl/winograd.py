@@ -14,7 +14,10 @@ zero columns are the padding, and then write each of the 16 planes as one contig
 import numpy as np
 from numba import njit, prange
 
+from minidl.kernels.numba_impl._parallel import parallel
 
+
+@parallel
 @njit(parallel=True, cache=True)
 def _input_transform(x, ph, pw, th, tw, v):
     n, c, h, w = x.shape
@@ -55,6 +58,7 @@ def _input_transform(x, ph, pw, th, tw, v):
                     dst[np.uintp(out + 3 * step + tx)] = e[a, 2 * tx + 1] - e[a, 2 * tx + 3]
 
 
+@parallel
 @njit(parallel=True, cache=True)
 def _output_transform(m, n, k, oh, ow, th, tw, y):
     tiles = th * tw
@@ -82,6 +86,7 @@ def _output_transform(m, n, k, oh, ow, th, tw, y):
                             dst[np.uintp(out + 1)] = e[r, 1] - e[r, 2] - e[r, 3]
 
 
+@parallel
 @njit(parallel=True, cache=True)
 def _output_transform_adjoint(gy, th, tw, gm):
     n, k, oh, ow = gy.shape
