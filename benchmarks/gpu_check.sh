@@ -122,8 +122,8 @@ except backend.DeviceError as e:
 EOF
 }
 
-# The main job needs the four MNIST files (raw or .gz) in $MINIDL_DATA/mnist (minidl's cache
-# layout) or in $MINIDL_DATA itself; it never downloads here.
+# The main job needs the four MNIST files (raw or .gz) in $MINIDL_DATA/mnist or in $MINIDL_DATA
+# itself (folders minidl only reads); it never downloads here.
 MNIST_FILES="train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte"
 mnist_folder() {
     local folder name

@@ -16,6 +16,8 @@ layer's forward, ``layer_name(layer)``: ``Conv2d(3, 4, kernel_size=(3, 3), strid
 """
 import numbers
 
+import numpy as np
+
 
 def fail(where, name, value, expected):
     """Raise ``{where}: {name} must be {expected}; got {value!r}``. Called after a test rather than
@@ -39,6 +41,13 @@ def is_int(v):
 def is_real(v):
     """A real number, NumPy's included, but not a bool."""
     return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+def check_bool(where, name, value):
+    """A bool, NumPy's included: a truthy string ("no") or number must not pass for True."""
+    if not isinstance(value, (bool, np.bool_)):
+        fail(where, name, value, "True or False")
+    return bool(value)
 
 
 def check_int(where, name, value, minimum):

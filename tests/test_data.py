@@ -37,8 +37,10 @@ def fake_mnist(n_train=20, n_test=10, seed=0):
 
 @pytest.fixture
 def isolated(tmp_path, monkeypatch):
-    """No network, no real npm, and a private cache."""
-    monkeypatch.setenv("MINIDL_DATA", str(tmp_path / "cache"))
+    """No network, no real npm, no $MINIDL_DATA, and a private cache."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # were $XDG_CACHE_HOME ignored
+    monkeypatch.delenv("MINIDL_DATA", raising=False)
 
     def no_network(url):
         raise OSError(f"network disabled in tests ({url})")
@@ -153,15 +155,17 @@ def test_checksum_mismatch_removes_the_file_and_names_the_source(isolated, monke
         with open(os.path.join(cache, name), "wb") as f:
             f.write(b if "labels" in name else b[:-1] + b"\xff")
     monkeypatch.setattr(sources, "_http_get", lambda url: gzip.compress(blobs[url.rsplit("/", 1)[1][:-3]]))
-    paths = sources.fetch(spec)
+    with pytest.warns(UserWarning, match="train-images-idx3-ubyte has SHA-256 .*; removed it from the cache"):
+        paths = sources.fetch(spec)
     assert read_idx(paths["train-images-idx3-ubyte"]).shape == (20, 28, 28)
 
 
 def test_user_files_in_root_are_never_deleted(tmp_path, isolated):
     arrays, blobs, spec = fake_mnist()
     (tmp_path / "train-images-idx3-ubyte").write_bytes(b"not an idx file")
-    with pytest.raises(sources.DatasetNotFoundError, match="train-images-idx3-ubyte from"):
-        sources.fetch(spec, root=tmp_path)
+    with pytest.warns(UserWarning, match="left it in place"):
+        with pytest.raises(sources.DatasetNotFoundError, match="train-images-idx3-ubyte from"):
+            sources.fetch(spec, root=tmp_path)
     assert (tmp_path / "train-images-idx3-ubyte").read_bytes() == b"not an idx file"
 
 
@@ -211,8 +215,9 @@ def test_cifar10_binary_records(tmp_path, isolated):
     assert ds.targets[0] == first[0]
     np.testing.assert_array_equal(ds.data[0, 1].ravel(), first[1 + 1024:1 + 2048])  # the green plane
     (tmp_path / "test_batch.bin").write_bytes(b"\x00" * 100)
-    with pytest.raises(ValueError, match="test_batch.bin: 100 bytes"):
-        CIFAR10(root=tmp_path, train=False)
+    with pytest.warns(UserWarning, match="test_batch.bin: 100 bytes.*left it in place"):
+        with pytest.raises(sources.DatasetNotFoundError, match="test_batch.bin: 100 bytes"):
+            CIFAR10(root=tmp_path, train=False)
 
 
 # --- transforms and DataLoader --------------------------------------------------------------

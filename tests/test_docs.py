@@ -116,6 +116,7 @@ def run_page(page, tmp_path):
     if not blocks:
         return
     env = dict(os.environ, MPLBACKEND="Agg", MINIDL_DATA=str(tmp_path / "minidl-data"),
+               XDG_CACHE_HOME=str(tmp_path / "cache"),
                PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     work = tmp_path / "cwd"
     work.mkdir()

