@@ -8,6 +8,8 @@ PyTorch's default generator: one seed makes the whole program repeat.
 """
 import numpy as np
 
+from minidl._checks import check_int
+
 _seed = None
 _numpy_rng = np.random.default_rng()
 _cupy_rng = None
@@ -16,7 +18,7 @@ _cupy_rng = None
 def manual_seed(seed):
     """Seed every random source minidl uses (initialisers, dropout, shuffling)."""
     global _seed, _numpy_rng, _cupy_rng
-    _seed = int(seed)
+    _seed = check_int("manual_seed", "seed", seed, 0)
     _numpy_rng = np.random.default_rng(_seed)
     _cupy_rng = None  # re-created from _seed on next use
 
@@ -36,9 +38,25 @@ def get_rng_state():
     return {"seed": _seed, "bit_generator": _numpy_rng.bit_generator.state}
 
 
+def check_rng_state(state):
+    """Raise ValueError unless ``state`` is one that `set_rng_state` can restore."""
+    if not (isinstance(state, dict) and state.keys() == {"seed", "bit_generator"}):
+        raise ValueError(f"set_rng_state: expected a dict with 'seed' and 'bit_generator', as get_rng_state "
+                         f"returns; got {str(state)[:200]}")
+    seed = state["seed"]
+    if seed is not None:
+        check_int("set_rng_state", "seed", seed, 0)
+    try:
+        np.random.default_rng().bit_generator.state = state["bit_generator"]  # a spare generator: test only
+    except (TypeError, ValueError, KeyError) as e:
+        raise ValueError(f"set_rng_state: the generator state is not one of "
+                         f"{type(_numpy_rng.bit_generator).__name__} ({type(e).__name__}: {e})") from None
+
+
 def set_rng_state(state):
     """Restore a state from `get_rng_state`, so a resumed run draws the same numbers."""
     global _seed, _cupy_rng
+    check_rng_state(state)
     _seed = state["seed"]
     _numpy_rng.bit_generator.state = state["bit_generator"]
     _cupy_rng = None

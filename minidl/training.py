@@ -9,18 +9,30 @@ A run directory holds everything a run produced:
 
 A checkpoint holds every piece of state the next step depends on, so
 ``--resume`` continues exactly: a resumed run ends with the same weights as an
-uninterrupted one. Ctrl-C saves a checkpoint at the current step first.
+uninterrupted one. Ctrl-C (SIGINT) and SIGTERM (what schedulers and ``docker stop``
+send) ask the run to stop: the step under way finishes, a checkpoint of that step is
+saved, and `fit` raises `Interrupted`. A second signal stops at once, saving nothing
+more (the last checkpoint stays as it was).
+
+A run stops with `TrainingError` when its loss becomes NaN or infinite, or explodes:
+the mean over the last ``DIVERGENCE_WINDOW`` steps above ``DIVERGENCE_FACTOR`` times
+the run's first loss (a fresh model's loss is that of guessing, ln 10 = 2.3 for ten
+classes; a run that learns stays far below it).
 """
 import json
 import math
 import os
+import signal
 import sys
+import threading
 import time
+from collections import deque
 
 import numpy as np
 
 import minidl as mdl
 from minidl import backend, random
+from minidl._checks import is_int, is_real
 from minidl.data import DataLoader, datasets, transforms as T
 from minidl.serialization import atomic_open
 
@@ -31,8 +43,71 @@ DATASETS = {
 }
 
 
+DIVERGENCE_WINDOW, DIVERGENCE_FACTOR = 20, 10
+
+
 class TrainingError(RuntimeError):
-    """Training cannot go on (a NaN loss, an unusable checkpoint); the message says where and why."""
+    """Training cannot go on (its loss became NaN or exploded); the message says where and why."""
+
+
+class CheckpointError(ValueError):
+    """A file that loads but cannot serve: a final model given where a training checkpoint is needed,
+    weights that do not fit the model its config builds, or a config or state with bad values."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """`Run.fit` stopped on a signal (``signum``: SIGINT or SIGTERM) after saving ``checkpoint``
+    (None when a second signal stopped it at once). A KeyboardInterrupt, so code that stops on
+    Ctrl-C stops on it too."""
+
+    def __init__(self, signum, checkpoint):
+        super().__init__(signum, checkpoint)
+        self.signum, self.checkpoint = signum, checkpoint
+
+
+def _finite(v, low):
+    return is_real(v) and math.isfinite(v) and v >= low
+
+
+def _device(v):
+    try:
+        backend.parse_device(v)
+    except backend.DeviceError:
+        return False
+    return True
+
+
+# What a run's config may hold: name -> (test, what is expected). `check_config` applies it to a
+# config from the command line and to one read back from a checkpoint alike.
+CONFIG = {
+    "model": (lambda v: isinstance(v, str) and v != "", "a model name"),
+    "model_kwargs": (lambda v: isinstance(v, dict) and all(isinstance(k, str) for k in v), "a dict of arguments"),
+    "dataset": (lambda v: v in DATASETS, "one of " + ", ".join(sorted(DATASETS))),
+    "epochs": (lambda v: is_int(v) and v >= 1, "an int >= 1"),
+    "batch_size": (lambda v: is_int(v) and v >= 1, "an int >= 1"),
+    "lr": (lambda v: _finite(v, 0) and v > 0, "a finite number > 0"),
+    "optimizer": (lambda v: v in ("sgd", "adam"), "'sgd' or 'adam'"),
+    "momentum": (lambda v: _finite(v, 0), "a finite number >= 0"),
+    "weight_decay": (lambda v: _finite(v, 0), "a finite number >= 0"),
+    "lr_step": (lambda v: is_int(v) and v >= 0, "an int >= 0 (0: never)"),
+    "lr_gamma": (lambda v: _finite(v, 0) and v > 0, "a finite number > 0"),
+    "augment": (lambda v: is_int(v) and v >= 0, "an int >= 0 (0: off)"),
+    "device": (_device, "'cpu', 'cuda' or 'cuda:N'"),
+    "seed": (lambda v: is_int(v) and 0 <= v < 2 ** 63, "an int in [0, 2**63)"),
+    "subset": (lambda v: v is None or (is_int(v) and v >= 1), "an int >= 1, or None for all"),
+    "data_root": (lambda v: v is None or isinstance(v, str), "a folder, or None for the default"),
+}
+
+
+def check_config(config, where):
+    """Raise CheckpointError naming ``where`` and the first bad or missing entry of ``config``."""
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{where}: the config must be a dict; got {type(config).__name__}")
+    for name, (ok, expected) in CONFIG.items():
+        if name not in config:
+            raise CheckpointError(f"{where}: the config has no {name!r}")
+        if not ok(config[name]):
+            raise CheckpointError(f"{where}: the config's {name} must be {expected}; got {config[name]!r}")
 
 
 def dataset_names():
@@ -70,7 +145,9 @@ def load_datasets(name, root=None, subset=None, image_size=(32, 32), augment=0):
     train.transform = T.Compose(head + ([T.RandomShift(augment)] if augment else []) + tail)
     test.transform = T.Compose(head + tail)
     if subset:
-        train, test = train.subset(subset), test.subset(max(subset // 5, 1))
+        if subset > len(train):
+            raise ValueError(f"subset {subset} is more than the {len(train)} training images of {name}")
+        train, test = train.subset(subset), test.subset(min(max(subset // 5, 1), len(test)))
     return train, test
 
 
@@ -121,13 +198,15 @@ class Run:
         self.loader = DataLoader(self.train_set, config["batch_size"], shuffle=True, seed=config["seed"])
         self.test_loader = DataLoader(self.test_set, 1000)
         self.epoch, self.step, self.sums, self.history = 0, 0, [0.0, 0, 0, 0.0], []
+        self.first_loss, self.recent_losses = None, deque(maxlen=DIVERGENCE_WINDOW)
 
     # --- checkpoints -------------------------------------------------------------------
     def state(self):
         return {"config": self.config, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict() if self.scheduler else None,
                 "epoch": self.epoch, "step": self.step, "sums": list(self.sums), "history": self.history,
-                "rng": json.dumps(random.get_rng_state())}
+                "rng": json.dumps(random.get_rng_state()),
+                "losses": {"first": self.first_loss, "recent": list(self.recent_losses)}}
 
     def save_checkpoint(self, name):
         path = os.path.join(self.out, "checkpoints", name)
@@ -135,31 +214,84 @@ class Run:
         mdl.save(self.state(), path)
         return path
 
-    def restore(self, state):
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.scheduler is not None and state["scheduler"] is not None:
-            self.scheduler.load_state_dict(state["scheduler"])
-        self.epoch, self.step, self.sums = int(state["epoch"]), int(state["step"]), list(state["sums"])
-        self.history = list(state["history"])
-        random.set_rng_state(json.loads(state["rng"]))
+    def restore(self, state, where="the checkpoint"):
+        """Continue from ``state`` (a `state()` read back). Everything is checked before anything
+        changes; a state that cannot serve raises CheckpointError naming ``where``."""
+        missing = [k for k in ("model", "optimizer", "scheduler", "epoch", "step", "sums", "history", "rng")
+                   if k not in state]
+        if missing:
+            raise CheckpointError(f"{where} is not a training checkpoint: it has no {', '.join(missing)}"
+                                  + (" (a final model.npz holds the weights only; resume from a file under "
+                                     "checkpoints/)" if "optimizer" in missing else ""))
+        epoch, step, sums, history, losses = (state["epoch"], state["step"], state["sums"], state["history"],
+                                              state.get("losses", {"first": None, "recent": []}))
+        checks = [
+            (is_int(epoch) and 0 <= epoch <= self.config["epochs"], f"epoch {epoch!r}"),
+            (is_int(step) and 0 <= step <= len(self.loader), f"step {step!r}"),
+            (isinstance(sums, list) and len(sums) == 4 and all(is_real(v) for v in sums), f"sums {sums!r}"),
+            (isinstance(history, list) and all(isinstance(row, dict) for row in history), "history"),
+            (isinstance(losses, dict) and (losses.get("first") is None or is_real(losses["first"]))
+             and isinstance(losses.get("recent"), list) and all(is_real(v) for v in losses["recent"]), "losses"),
+        ]
+        bad = [what for ok, what in checks if not ok]
+        if bad:
+            raise CheckpointError(f"{where}: its {', '.join(bad)} do not fit this run "
+                                  f"({self.config['epochs']} epochs of {len(self.loader)} steps)")
+        if self.scheduler is not None and state["scheduler"] is None:
+            raise CheckpointError(f"{where} has no scheduler state, but its config asks for --lr-step "
+                                  f"{self.config['lr_step']}")
+        try:
+            rng = json.loads(state["rng"])
+            random.check_rng_state(rng)
+        except (TypeError, ValueError) as e:
+            raise CheckpointError(f"{where}: its random generator state is unusable ({e})") from None
+        try:
+            # Each load_state_dict checks all of its state before it changes anything; the model
+            # goes last, so nothing is half loaded when the others refuse.
+            self.optimizer.load_state_dict(state["optimizer"])
+            if self.scheduler is not None:
+                self.scheduler.load_state_dict(state["scheduler"])
+            self.model.load_state_dict(state["model"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            raise CheckpointError(f"{where}: {e}") from None
+        self.epoch, self.step, self.sums, self.history = int(epoch), int(step), list(sums), list(history)
+        self.first_loss = losses["first"]
+        self.recent_losses = deque(losses["recent"], maxlen=DIVERGENCE_WINDOW)
+        random.set_rng_state(rng)
 
     # --- training ------------------------------------------------------------------------
     def fit(self):
+        """Train up to the config's epochs, then write model.npz; returns the history. On SIGINT or
+        SIGTERM: finish the step, save a checkpoint of it, raise `Interrupted`."""
         epochs = self.config["epochs"]
-        try:
+        with _StopRequests() as stop:
             while self.epoch < epochs:
-                self._train_epoch()
-        except KeyboardInterrupt:
-            path = self.save_checkpoint(f"interrupted-epoch-{self.epoch + 1:03d}-step-{self.step:05d}.npz")
-            print(f"\ninterrupted: saved {path}\nresume with: minidl train {self.config['model']} "
-                  f"--resume {path}", file=sys.stderr)
-            raise
-        final = os.path.join(self.out, "model.npz")
-        mdl.save({"config": self.config, "model": self.model.state_dict()}, final)
+                self._train_epoch(stop)
+                if stop.signum is not None and self.epoch < epochs:
+                    self._interrupted(stop.signum, os.path.join(self.out, "checkpoints", f"epoch-{self.epoch:03d}.npz"))
+            mdl.save({"config": self.config, "model": self.model.state_dict()}, os.path.join(self.out, "model.npz"))
         return self.history
 
-    def _train_epoch(self):
+    def _interrupted(self, signum, path):
+        print(f"\n{signal.Signals(signum).name}: saved {path}\nresume with: minidl train {self.config['model']} "
+              f"--resume {path}", file=sys.stderr)
+        raise Interrupted(signum, path)
+
+    def _check_loss(self, value):
+        where = f"at epoch {self.epoch + 1}, step {self.step + 1}"
+        if not math.isfinite(value):
+            raise TrainingError(f"the loss became {value} {where}; try a smaller --lr (this run's is "
+                                f"{self.config['lr']:g})")
+        if self.first_loss is None:
+            self.first_loss = value
+        self.recent_losses.append(value)
+        mean = sum(self.recent_losses) / len(self.recent_losses)
+        if mean > DIVERGENCE_FACTOR * self.first_loss:
+            raise TrainingError(f"the loss diverged {where}: its mean over the last {len(self.recent_losses)} "
+                                f"steps is {mean:.4g}, over {DIVERGENCE_FACTOR} times the first step's "
+                                f"{self.first_loss:.4g}; try a smaller --lr (this run's is {self.config['lr']:g})")
+
+    def _train_epoch(self, stop):
         from tqdm import tqdm
 
         cfg, model, opt = self.config, self.model, self.optimizer
@@ -168,30 +300,32 @@ class Run:
         bar = tqdm(total=n_batches, initial=self.step, desc=f"epoch {self.epoch + 1}/{cfg['epochs']}",
                    disable=not self.progress, leave=False, unit="batch")
         model.train()
-        for x, y in self.loader.batches(self.epoch, start=self.step):
-            # The targets stay on the host: the loss checks their range there and then copies
-            # them, which on a GPU saves waiting for the device before each step's loss.
-            x = x.to(self.device)
-            out = model(x)
-            logits = out[0] if isinstance(out, tuple) else out  # the rest are auxiliary heads
-            loss = self.criterion(out, y)
-            value = loss.item()
-            if not math.isfinite(value):
-                bar.close()
-                raise TrainingError(f"the loss became {value} at epoch {self.epoch + 1}, step {self.step + 1}; "
-                                    "try a smaller --lr")
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            correct = int((backend.as_numpy(logits.data.argmax(axis=1)) == y.numpy()).sum())
-            self.sums[0] += value * len(y)
-            self.sums[1] += correct
-            self.sums[2] += len(y)
-            self.step += 1
-            self.sums[3] = time.perf_counter() - start
-            bar.update(1)
-            bar.set_postfix(loss=f"{self.sums[0] / self.sums[2]:.4f}", acc=f"{self.sums[1] / self.sums[2]:.4f}")
-        bar.close()
+        try:
+            for x, y in self.loader.batches(self.epoch, start=self.step):
+                # The targets stay on the host: the loss checks their range there and then copies
+                # them, which on a GPU saves waiting for the device before each step's loss.
+                x = x.to(self.device)
+                out = model(x)
+                logits = out[0] if isinstance(out, tuple) else out  # the rest are auxiliary heads
+                loss = self.criterion(out, y)
+                value = loss.item()
+                self._check_loss(value)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                correct = int((backend.as_numpy(logits.data.argmax(axis=1)) == y.numpy()).sum())
+                self.sums[0] += value * len(y)
+                self.sums[1] += correct
+                self.sums[2] += len(y)
+                self.step += 1
+                self.sums[3] = time.perf_counter() - start
+                bar.update(1)
+                bar.set_postfix(loss=f"{self.sums[0] / self.sums[2]:.4f}", acc=f"{self.sums[1] / self.sums[2]:.4f}")
+                if stop.signum is not None and self.step < n_batches:
+                    self._interrupted(stop.signum, self.save_checkpoint(
+                        f"interrupted-epoch-{self.epoch + 1:03d}-step-{self.step:05d}.npz"))
+        finally:
+            bar.close()
         train_time = self.sums[3]
         test_loss, test_acc, _ = evaluate(model, self.test_loader, self.device)
         row = {"epoch": self.epoch + 1, "train_loss": self.sums[0] / self.sums[2],
@@ -216,6 +350,33 @@ class Run:
         with atomic_open(os.path.join(self.out, "metrics.csv")) as f:
             f.write(("\n".join(rows) + "\n").encode())
         plot_curves(self.history, os.path.join(self.out, "curves.png"))
+
+
+class _StopRequests:
+    """While open, SIGINT and SIGTERM set ``signum`` instead of stopping the program, so the run
+    stops between steps, where its state is whole; a second signal stops at once. Signals reach
+    only the main thread, so elsewhere this does nothing."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.signum, self._previous = None, {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc):
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+
+    def _handle(self, signum, frame):
+        if self.signum is not None:
+            raise Interrupted(signum, None)
+        self.signum = signum
+        print(f"\n{signal.Signals(signum).name}: stopping after this step, with a checkpoint "
+              "(again to stop at once, without one)", file=sys.stderr, flush=True)
 
 
 def plot_curves(history, path):
