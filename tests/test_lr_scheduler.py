@@ -248,3 +248,55 @@ def test_load_state_dict_of_another_kind_is_refused():
     with pytest.raises(ValueError, match=r"mode must be 'min' or 'max'; got 'sideways'"):
         plateau.load_state_dict(bad)
     assert plateau.mode == "min"
+
+
+@pytest.mark.parametrize("make, key, value, pattern", [
+    (lambda o: StepLR(o, step_size=3), "step_size", 0,
+     r"^StepLR.load_state_dict: step_size must be an int >= 1; got 0$"),
+    (lambda o: StepLR(o, step_size=3), "step_size", 2.5, r"step_size must be an int >= 1; got 2.5"),
+    (lambda o: StepLR(o, step_size=3), "gamma", "0.1",
+     r"StepLR.load_state_dict: gamma must be a number > 0; got '0.1'"),
+    (lambda o: StepLR(o, step_size=3), "last_epoch", -3, r"last_epoch must be an int >= 0; got -3"),
+    (lambda o: StepLR(o, step_size=3), "last_epoch", "7", r"last_epoch must be an int >= 0; got '7'"),
+    (lambda o: StepLR(o, step_size=3), "base_lrs", [-0.1],
+     r"base_lrs must be a list of numbers >= 0, one per parameter group; got \[-0.1\]"),
+    (lambda o: StepLR(o, step_size=3), "_last_lr", 0.1, r"_last_lr must be a list of numbers >= 0"),
+    (lambda o: ExponentialLR(o, gamma=0.5), "gamma", 0, r"^ExponentialLR.load_state_dict: gamma must be a number > 0"),
+    (lambda o: ReduceLROnPlateau(o), "factor", 1.0, r"ReduceLROnPlateau.load_state_dict: factor must be a number in"),
+    (lambda o: ReduceLROnPlateau(o), "patience", -1, r"patience must be an int >= 0; got -1"),
+    (lambda o: ReduceLROnPlateau(o), "cooldown", 0.5, r"cooldown must be an int >= 0; got 0.5"),
+    (lambda o: ReduceLROnPlateau(o), "eps", None, r"eps must be a number >= 0; got None"),
+    (lambda o: ReduceLROnPlateau(o), "threshold", -1, r"threshold must be a number >= 0; got -1"),
+    (lambda o: ReduceLROnPlateau(o), "threshold_mode", "relative", r"threshold_mode must be 'rel' or 'abs'"),
+    (lambda o: ReduceLROnPlateau(o), "default_min_lr", -1, r"default_min_lr must be None or a number >= 0; got -1"),
+    (lambda o: ReduceLROnPlateau(o), "min_lrs", ["0"], r"min_lrs must be a list of numbers >= 0"),
+    (lambda o: ReduceLROnPlateau(o, min_lr=[0.1]), "min_lrs", [0.1, 0.2],
+     r"ReduceLROnPlateau.load_state_dict: min_lrs has 2 values, but the optimizer has 1 parameter groups"),
+    (lambda o: ReduceLROnPlateau(o), "best", math.nan, r"best must be a number \(not NaN\); got nan"),
+    (lambda o: ReduceLROnPlateau(o), "best", "low", r"best must be a number \(not NaN\); got 'low'"),
+    (lambda o: ReduceLROnPlateau(o), "num_bad_epochs", -1, r"num_bad_epochs must be an int >= 0; got -1"),
+    (lambda o: ReduceLROnPlateau(o), "cooldown_counter", 1.5, r"cooldown_counter must be an int >= 0; got 1.5"),
+    (lambda o: ReduceLROnPlateau(o), "last_epoch", None, r"last_epoch must be an int >= 0; got None"),
+])
+def test_load_state_dict_holds_a_state_to_the_constructors_rules(make, key, value, pattern):
+    sched = make(make_opt())
+    bad = sched.state_dict()
+    bad[key] = value
+    before = sched.state_dict()
+    with pytest.raises(ValueError, match=pattern):
+        sched.load_state_dict(bad)
+    assert sched.state_dict() == before  # nothing changed, and it still works:
+    if isinstance(sched, ReduceLROnPlateau):
+        sched.step(1.0)
+    else:
+        sched.step()
+
+
+def test_step_size_zero_is_refused_on_load_rather_than_dividing_by_zero_later():
+    sched = StepLR(make_opt(), step_size=3)
+    bad = dict(sched.state_dict(), step_size=0)
+    with pytest.raises(ValueError, match=r"StepLR.load_state_dict: step_size must be an int >= 1; got 0"):
+        sched.load_state_dict(bad)
+    for _ in range(4):
+        sched.step()
+    assert sched.step_size == 3 and sched.get_last_lr() == pytest.approx([0.01])

@@ -1,4 +1,5 @@
 """Module machinery: registration, naming, state_dict round trips, modes, moving, printing."""
+import itertools
 from collections import OrderedDict
 
 import numpy as np
@@ -195,6 +196,62 @@ def test_load_state_dict_error_leaves_the_module_unchanged():
         np.testing.assert_array_equal(v.numpy(), before[k])
 
 
+def _snapshot(module):
+    """Every parameter and buffer (non-persistent ones too), bit for bit."""
+    tensors = itertools.chain(module.named_parameters(), module.named_buffers())
+    return [(name, t.dtype, t.shape, backend.as_numpy(t.data).tobytes()) for name, t in tensors]
+
+
+@pytest.mark.parametrize("key, bad, pattern", [
+    ("head.bias", np.array(["a", "b"]),
+     r"'head.bias': expected real numbers or booleans \(to load as float32\), got an array of dtype <U1"),
+    ("head.bias", np.array([1 + 2j, 0]), r"'head.bias': expected real numbers .* got an array of dtype complex128"),
+    ("head.bias", np.array([1.0, None], dtype=object), r"'head.bias': .* got an array of dtype object"),
+    ("head.bias", [0.5, 0.5], r"'head.bias': expected a Tensor or an array, got list"),
+    ("head.bias", "oops", r"'head.bias': expected a Tensor or an array, got str"),
+    ("head.bias", np.array([1e300, 0.0]), r"'head.bias': expected values within the range of float32, got 1e\+300"),
+    ("bn1.num_batches_tracked", np.array(1.5),
+     r"'bn1.num_batches_tracked': expected values that int64 holds exactly, got 1.5 \(in an array of float64\)"),
+    ("bn1.num_batches_tracked", np.array(np.nan), r"'bn1.num_batches_tracked': expected values that int64 holds"),
+    ("bn1.num_batches_tracked", np.array(2 ** 64 - 1, dtype=np.uint64),
+     r"'bn1.num_batches_tracked': expected values that int64 holds exactly, got 18446744073709551615"),
+], ids=["str", "complex", "object", "list", "not-an-array", "overflow", "fraction", "nan", "uint64"])
+def test_load_state_dict_checks_every_value_before_writing_any(key, bad, pattern):
+    mdl.manual_seed(0)
+    net = Net()
+    mdl.manual_seed(1)
+    sd = Net().state_dict()  # other values, so that a partial load would show
+    sd[key] = bad
+    before = _snapshot(net)
+    with pytest.raises(RuntimeError, match=r"Error\(s\) in loading state_dict for Net:\n  bad values \(1\):\n    "
+                                           + pattern):
+        net.load_state_dict(sd, strict=False)
+    assert _snapshot(net) == before
+
+
+def test_load_state_dict_accepts_exact_casts_and_lists_every_bad_value():
+    net = Net()
+    sd = net.state_dict()
+    sd["bn1.num_batches_tracked"] = np.array(3.0)  # integral: loaded exactly
+    sd["bn1.running_mean"] = np.array([True, False, True])
+    sd["head.bias"] = np.array([1, 2], dtype=np.int8)
+    net.load_state_dict(sd)
+    assert net.bn1.num_batches_tracked.item() == 3 and net.bn1.num_batches_tracked.dtype == np.int64
+    assert net.bn1.running_mean.data.tolist() == [1.0, 0.0, 1.0] and net.head.bias.dtype == np.float32
+    sd["bn1.num_batches_tracked"] = np.array(-1, dtype=np.int64)
+    sd["features.0.bias"] = None
+    sd["head.bias"] = np.array([np.inf, np.nan], dtype=np.float64)  # not finite to begin with: loaded as it is
+    del sd["head.weight"]
+    with pytest.raises(RuntimeError) as info:
+        net.load_state_dict(sd)
+    assert str(info.value).splitlines()[1:] == [
+        "  missing keys (1): 'head.weight'",
+        "  bad values (1):",
+        "    'features.0.bias': expected a Tensor or an array, got NoneType",
+    ]
+    assert net.bn1.num_batches_tracked.item() == 3
+
+
 def test_load_state_dict_non_strict():
     net = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 3))
     result = net.load_state_dict({"0.weight": np.ones((2, 2)), "9.weight": np.ones(1)}, strict=False)
@@ -270,6 +327,30 @@ def test_to_cuda_keeps_identity_and_loads_host_arrays():
     assert net.head.weight.device.startswith("cuda")
     net.cpu()
     np.testing.assert_array_equal(net.features[0].weight.numpy(), sd["features.0.weight"])
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _cupy_usable(), reason="needs CuPy and a CUDA GPU")
+def test_load_state_dict_mixes_host_and_device_values_and_checks_them_all_first():
+    mdl.manual_seed(0)
+    gpu_net, cpu_net = Net().to("cuda"), Net()
+    mdl.manual_seed(1)
+    host = {k: v.numpy().copy() for k, v in Net().state_dict().items()}
+    mixed = {k: backend.to_device(a, "cuda") if i % 2 else a for i, (k, a) in enumerate(host.items())}
+    for net in (gpu_net, cpu_net):
+        before = _snapshot(net)
+        bad = dict(mixed, **{"head.bias": backend.to_device(np.array([0.5, 1e40]), "cuda")})
+        with pytest.raises(RuntimeError, match=r"'head.bias': expected values within the range of float32, got 1e\+40"):
+            net.load_state_dict(bad)
+        bad = dict(mixed, **{"bn1.num_batches_tracked": backend.to_device(np.array(0.5), "cuda")})
+        with pytest.raises(RuntimeError, match=r"'bn1.num_batches_tracked': expected values that int64 holds"):
+            net.load_state_dict(bad)
+        assert _snapshot(net) == before
+        net.load_state_dict(mixed)
+        assert [(n, backend.as_numpy(t.data).tobytes()) for n, t in net.state_dict().items()] == \
+            [(n, a.tobytes()) for n, a in host.items()]
+    assert all(p.device.startswith("cuda") for p in gpu_net.parameters())
+    assert all(p.device == "cpu" for p in cpu_net.parameters())
 
 
 def test_zero_grad_requires_grad_apply():

@@ -338,6 +338,106 @@ def test_load_state_dict_errors_leave_the_optimizer_unchanged():
     assert opt.param_groups[0]["lr"] == 1e-3
 
 
+def opt_snapshot(opt):
+    """An optimizer's groups and state, arrays bit for bit, parameters by identity."""
+    groups = [dict(g, params=[id(p) for p in g["params"]]) for g in opt.param_groups]
+    state = {id(p): {k: (v.dtype, v.tobytes()) if isinstance(v, np.ndarray) else v for k, v in st.items()}
+             for p, st in opt.state.items()}
+    return groups, state
+
+
+def stepped(make):
+    """An optimizer over two groups (shapes (2,) and (3,)) after one step, and its state_dict."""
+    a, b = param([1.0, 2.0]), param([3.0, 4.0, 5.0])
+    opt = make([{"params": [a]}, {"params": [b], "lr": 0.05}])
+    set_grad(a, [0.5, -1.0])
+    set_grad(b, [1.0, 1.0, 1.0])
+    opt.step()
+    return opt, opt.state_dict()
+
+
+def _set(path, value):
+    """A change to a state dict: ``value`` at ``path`` (a tuple of keys), or the entry deleted for DELETE."""
+    def change(sd):
+        *parents, last = path
+        for key in parents:
+            sd = sd[key]
+        if value is DELETE:
+            del sd[last]
+        else:
+            sd[last] = value(sd[last]) if callable(value) else value
+    return change
+
+
+DELETE = object()
+SGD = lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9)  # noqa: E731
+ADAM = lambda ps: optim.Adam(ps, lr=0.1)  # noqa: E731
+NESTEROV = lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True)  # noqa: E731
+
+
+@pytest.mark.parametrize("make, change, pattern", [
+    (SGD, _set(("extra",), 1), r"expected a dict with 'state' and 'param_groups' and nothing else .* got a dict "
+                               r"with the keys 'state', 'param_groups', 'extra'"),
+    (SGD, _set(("param_groups",), 3), r"'param_groups' must be a list of dicts, got int"),
+    (SGD, _set(("state",), []), r"'state' must be a dict from parameter index to dict, got list"),
+    (SGD, _set(("param_groups", 1), [1]), r"parameter group 1 must be a dict, got list"),
+    (SGD, _set(("param_groups", 0, "params"), DELETE), r"parameter group 0 lacks 'params'"),
+    (SGD, _set(("param_groups", 1, "nesterov"), DELETE),
+     r"parameter group 1 lacks 'nesterov', so it is not a SGD state dict \(SGD's settings are lr, momentum, "
+     r"dampening, weight_decay, nesterov\)"),
+    (SGD, _set(("param_groups", 0, "params"), ["0"]),
+     r"'params' of parameter group 0 must be a list of parameter indices \(ints\), got \['0'\]"),
+    (SGD, _set(("param_groups", 0, "params"), 0), r"'params' of parameter group 0 must be a list"),
+    (SGD, _set(("param_groups", 1, "params"), [0]), r"parameter index 0 appears twice in 'param_groups'"),
+    (SGD, _set(("param_groups", 1, "lr"), -0.5),
+     r"^SGD.load_state_dict: parameter group 1: SGD: lr must be a number >= 0; got -0.5$"),
+    (SGD, _set(("param_groups", 1, "lr"), "0.1"), r"parameter group 1: SGD: lr must be a number >= 0; got '0.1'"),
+    (SGD, _set(("param_groups", 0, "momentum"), None), r"parameter group 0: SGD: momentum must be a number >= 0"),
+    (NESTEROV, _set(("param_groups", 0, "momentum"), 0), r"parameter group 0: SGD: nesterov=True needs momentum > 0"),
+    (SGD, _set(("state", 5), {}), r"the state dict has state for parameter 5, which none of its parameter groups"),
+    (SGD, _set(("state", "0"), {}), r"state for parameter '0', which none"),
+    (SGD, _set(("state", 0), 1.5), r"the state of parameter 0 must be a dict, got float"),
+    (SGD, _set(("state", 1, "exp_avg"), np.zeros(3)),
+     r"the state of parameter 1 has 'exp_avg', which SGD does not keep \(it keeps momentum_buffer\)"),
+    (SGD, _set(("state", 1, "momentum_buffer"), np.zeros(2)),
+     r"state 'momentum_buffer' of parameter 1 has shape \(2,\), but the parameter has shape \(3,\)"),
+    (SGD, _set(("state", 1, "momentum_buffer"), [0.0, 0.0, 0.0]),
+     r"state 'momentum_buffer' of parameter 1 must be an array shaped like the parameter, got list"),
+    (SGD, _set(("state", 1, "momentum_buffer"), np.zeros(3, dtype=complex)),
+     r"state 'momentum_buffer' of parameter 1 must be an array of real numbers, got dtype complex128"),
+    (SGD, _set(("state", 1, "momentum_buffer"), np.array(["a", "b", "c"])), r"got dtype <U1"),
+    (ADAM, _set(("state", 1, "step"), -1), r"^Adam.load_state_dict: state 'step' of parameter 1 must be an int >= 0; "
+                                           r"got -1$"),
+    (ADAM, _set(("state", 0, "step"), 1.5), r"state 'step' of parameter 0 must be an int >= 0; got 1.5"),
+    (ADAM, _set(("state", 0, "exp_avg_sq"), DELETE), r"the state of parameter 0 lacks 'exp_avg_sq'"),
+    (ADAM, _set(("param_groups", 1, "betas"), (0.9, 1.0)), r"parameter group 1: Adam: betas must be a pair"),
+    (ADAM, _set(("param_groups", 1, "betas"), DELETE), r"parameter group 1 lacks 'betas'"),
+])
+def test_load_state_dict_checks_everything_before_changing_anything(make, change, pattern):
+    opt, sd = stepped(make)
+    set_grad(opt.param_groups[0]["params"][0], [1.0, 1.0])
+    opt.step()  # so that the optimizer differs from the state dict
+    change(sd)
+    before = opt_snapshot(opt)
+    with pytest.raises(ValueError, match=pattern if pattern.startswith("^") else
+                       type(opt).__name__ + r".load_state_dict: .*" + pattern):
+        opt.load_state_dict(sd)
+    assert opt_snapshot(opt) == before
+
+
+def test_load_state_dict_keeps_extra_group_keys_and_empty_states():
+    opt, sd = stepped(SGD)
+    sd["param_groups"][0]["initial_lr"] = 0.1  # a scheduler's, as add_param_group keeps it
+    sd["state"][0] = {}
+    opt.load_state_dict(sd)
+    assert opt.param_groups[0]["initial_lr"] == 0.1
+    assert opt.state[opt.param_groups[0]["params"][0]] == {}
+    opt, sd = stepped(ADAM)
+    sd["state"][0]["step"] = np.int64(4)  # a NumPy int, as a hand-made file may hold
+    opt.load_state_dict(sd)
+    assert type(opt.state[opt.param_groups[0]["params"][0]]["step"]) is int
+
+
 # --- errors -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("make, error, pattern", [

@@ -4,7 +4,12 @@ import json
 import math
 import os
 import pickle
+import signal
+import subprocess
+import sys
+import threading
 from collections import OrderedDict
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -132,6 +137,71 @@ def test_crash_mid_write_keeps_the_old_file(tmp_path, monkeypatch, target):
     assert path.read_bytes() == before
     assert os.listdir(tmp_path) == ["ckpt.npz"]  # no temporary file left behind
     assert load(path)["epoch"] == 1
+
+
+# A writer that blocks inside the atomic_open block, its temporary half written, until it is killed.
+_BLOCKED_WRITER = """
+import sys
+from minidl.serialization import atomic_open
+with atomic_open(sys.argv[1]) as f:
+    f.write(b"x" * 100000)
+    f.flush()
+    print("written", flush=True)
+    sys.stdin.read()
+"""
+
+
+def _killed_mid_save(path):
+    """Start a save to ``path`` in a subprocess, SIGKILL it mid-write, and return its pid."""
+    root = Path(mdl.__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])))
+    proc = subprocess.Popen([sys.executable, "-c", _BLOCKED_WRITER, str(path)], env=env,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    watchdog = threading.Timer(60, proc.kill)  # a writer that never gets going must not hang the test run
+    watchdog.start()
+    try:
+        assert proc.stdout.readline() == b"written\n"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()  # reaped: a zombie's pid still counts as alive
+        watchdog.cancel()
+        proc.stdin.close()
+        proc.stdout.close()
+    assert proc.returncode == -signal.SIGKILL
+    return proc.pid
+
+
+@pytest.mark.skipif(os.name != "posix", reason="needs kill -9, and pids are only probed on POSIX")
+def test_a_save_removes_what_killed_writers_left_and_nothing_else(tmp_path):
+    path = tmp_path / "ckpt.npz"
+    save({"epoch": 1}, path)
+    pid = _killed_mid_save(path)
+    [stale] = [name for name in os.listdir(tmp_path) if name != "ckpt.npz"]
+    assert stale.startswith(".ckpt.npz.minidl-") and f"-{pid}-" in stale and stale.endswith(".tmp")
+    assert (tmp_path / stale).stat().st_size == 100000 and load(path) == {"epoch": 1}
+    host = stale[len(".ckpt.npz.minidl-"):].rsplit("-", 2)[0]
+    token = "0123456789ab"
+    kept = [
+        f".ckpt.npz.minidl-{host}-{os.getpid()}-{token}.tmp",  # a live writer's (this process)
+        f".ckpt.npz.minidl-otherhost-{pid}-{token}.tmp",  # another host's, on a shared filesystem
+        f".ckpt.npz.minidl-{host}_ns1-{pid}-{token}.tmp",  # another pid namespace's
+        f"ckpt.npz.minidl-{host}-{pid}-{token}.tmp",  # and look-alikes: not hidden,
+        f".ckpt.npz.minidl-{host}-{pid}-{token}.tmp.bak",
+        f".ckpt.npz.minidl-{host}-{pid}-0123456789AB.tmp",
+        f".ckpt.npz.minidl-{host}-{pid}-{token}0.tmp",
+        f".ckpt.npz.minidl-{host}-0{pid}-{token}.tmp",
+        f".ckpt.npz.minidl-{host}-{pid}.tmp",
+        ".ckpt.npz.0123456789ab.tmp",  # the old form, which says nothing of its writer
+        "notes.tmp",
+    ]
+    for name in kept:
+        (tmp_path / name).write_bytes(b"user data")
+    (tmp_path / f".dir.minidl-{host}-{pid}-{token}.tmp").mkdir()  # of the exact form, but not a file
+    (tmp_path / f".other.bin.minidl-{host}-{pid}-fedcba987654.tmp").write_bytes(b"")  # the dead writer's too
+    save({"epoch": 2}, path)
+    assert sorted(os.listdir(tmp_path)) == sorted(kept + ["ckpt.npz", f".dir.minidl-{host}-{pid}-{token}.tmp"])
+    assert all((tmp_path / name).read_bytes() == b"user data" for name in kept)
+    assert load(path) == {"epoch": 2}
 
 
 def test_unsupported_value_writes_nothing(tmp_path):
@@ -266,6 +336,37 @@ def test_bad_metadata(tmp_path, meta, pattern):
     _npz(path, **{"__meta__.json": meta})
     with pytest.raises(SerializationError, match=r"cannot load '.*bad\.npz': .*" + pattern):
         load(path)
+
+
+def _nested(depth, leaf):
+    """``depth`` lists around ``leaf``."""
+    for _ in range(depth):
+        leaf = [leaf]
+    return leaf
+
+
+def test_nesting_is_limited_on_saving(tmp_path):
+    deepest = {"a": _nested(serialization.MAX_DEPTH - 3, {(1,): 3})}  # the key's tuple counts too: 100 levels
+    save(deepest, tmp_path / "ok")
+    assert load(tmp_path / "ok") == deepest
+    with pytest.raises(ValueError, match=r"cannot save state\['a'\](\[0\]){99}: it is nested more than 100 "
+                                         r"containers deep"):
+        save({"a": _nested(serialization.MAX_DEPTH, 1)}, tmp_path / "deep")
+    assert not os.path.exists(tmp_path / "deep")
+
+
+@pytest.mark.parametrize("depth, pattern", [
+    (serialization.MAX_DEPTH + 1, r"its metadata is malformed at state(\[0\]){100}: it is nested more than 100 "
+                                  r"containers deep, which save\(\) never writes"),
+    (400, r"its metadata is malformed at .*: it is nested more than 100 containers deep"),
+    (100_000, r"its metadata is unreadable \(nested too deeply to decode; save\(\) nests at most 100 containers"),
+])
+def test_deeply_nested_metadata_is_a_serialization_error(tmp_path, depth, pattern):
+    tree = '{"type": "list", "items": [' * depth + "1" + "]}" * depth
+    meta = '{"format": "minidl", "version": 1, "tree": ' + tree + "}"
+    _npz(tmp_path / "deep.npz", **{"__meta__.json": np.frombuffer(meta.encode(), dtype=np.uint8)})
+    with pytest.raises(SerializationError, match=r"cannot load '.*deep\.npz': " + pattern):
+        load(tmp_path / "deep.npz")
 
 
 def test_serialization_error_is_a_value_error():

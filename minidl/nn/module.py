@@ -48,6 +48,31 @@ def _shape_str(shape):
     return "(" + ", ".join(str(n) for n in shape) + ")"
 
 
+class _Uncastable(ValueError):
+    """Why an array cannot be loaded into a tensor of some dtype, as 'what was expected, got what'."""
+
+
+def _cast(array, dtype):
+    """``array`` as ``dtype``, on its own device, if the cast keeps its values: see load_state_dict."""
+    if array.dtype.kind not in "biuf":
+        raise _Uncastable(f"real numbers or booleans (to load as {dtype}), got an array of dtype {array.dtype}")
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN or inf cast to an integer: found just below
+        cast = array.astype(dtype, copy=False)
+    if array.size == 0 or np.can_cast(array.dtype, dtype, "safe"):
+        return cast
+    if dtype.kind == "f":
+        xp = backend.get_array_module(array)
+        lost = xp.isfinite(array) & ~xp.isfinite(cast)
+        expected = f"values within the range of {dtype}"
+    else:
+        lost = cast != array
+        expected = f"values that {dtype} holds exactly"
+    if lost.any():
+        example = array[lost].ravel()[0].item()
+        raise _Uncastable(f"{expected}, got {example!r} (in an array of {array.dtype})")
+    return cast
+
+
 class Module:
     """Base class for layers and models: subclass it, assign parameters and
     sub-modules in ``__init__`` (after ``super().__init__()``), define ``forward``."""
@@ -285,31 +310,43 @@ class Module:
                 child._save_to(out, f"{prefix}{name}.", keep_vars)
 
     def load_state_dict(self, state_dict, strict=True):
-        """Copy values from ``state_dict`` (name -> Tensor or ndarray) into this module's
+        """Copy values from ``state_dict`` (name -> Tensor or array) into this module's
         parameters and buffers, in place: each keeps its dtype, device and identity.
 
-        Shape mismatches always raise. With ``strict=True`` missing and unexpected
-        keys raise too, in one error that lists every problem. Returns
-        ``IncompatibleKeys(missing_keys, unexpected_keys)``.
+        Every entry is checked before anything is written: its shape, and that it is
+        a Tensor or array of real numbers or booleans that the target's dtype holds.
+        A floating-point target takes any such values (rounded to its precision, but
+        none may overflow to infinity); an integer or bool target only values it
+        holds exactly (no 1.5, NaN or out-of-range number). With ``strict=True``
+        missing and unexpected keys raise too. One RuntimeError lists every problem,
+        each with its key, what was expected and what was got, and leaves the module
+        as it was. Returns ``IncompatibleKeys(missing_keys, unexpected_keys)``.
         """
         if not hasattr(state_dict, "keys"):
             raise TypeError(f"load_state_dict: expected a mapping of names to tensors; got {type(state_dict).__name__}")
         own = self.state_dict(keep_vars=True)
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
-        values, mismatched = {}, []
+        values, mismatched, bad = {}, [], []
         for key, target in own.items():
             if key not in state_dict:
                 continue
             value = state_dict[key]
             array = value.data if isinstance(value, Tensor) else value
             if not backend.is_array(array):
-                array = np.asarray(array)
-            if tuple(array.shape) != target.shape:
+                bad.append(f"{key!r}: expected a Tensor or an array, got {type(value).__name__}")
+            elif tuple(array.shape) != target.shape:
                 mismatched.append((key, target.shape, tuple(array.shape)))
             else:
-                values[key] = array
-        if mismatched or (strict and (missing or unexpected)):
+                # Converted now, so that writing cannot fail half-way: a copy to the GPU can run out of memory.
+                try:
+                    values[key] = backend.to_device(_cast(array, target.dtype), target.device)
+                except _Uncastable as e:
+                    bad.append(f"{key!r}: expected {e}")
+                except (backend.DeviceError, MemoryError) as e:
+                    bad.append(f"{key!r}: expected an array that can be copied to {target.device}, got "
+                               f"{type(e).__name__}: {e}")
+        if mismatched or bad or (strict and (missing or unexpected)):
             lines = [f"Error(s) in loading state_dict for {type(self).__name__}:"]
             if strict and missing:
                 lines.append(f"  missing keys ({len(missing)}): " + ", ".join(map(repr, missing)))
@@ -319,10 +356,12 @@ class Module:
                 lines.append(f"  shape mismatches ({len(mismatched)}):")
                 lines += [f"    {k!r}: expected {_shape_str(want)}, got {_shape_str(got)}"
                           for k, want, got in mismatched]
+            if bad:
+                lines.append(f"  bad values ({len(bad)}):")
+                lines += [f"    {line}" for line in bad]
             raise RuntimeError("\n".join(lines))
         for key, array in values.items():
-            target = own[key]
-            target.data[...] = backend.to_device(array, target.device).astype(target.dtype, copy=False)
+            own[key].data[...] = array
         return IncompatibleKeys(missing, unexpected)
 
     # --- modes ----------------------------------------------------------------------

@@ -22,6 +22,10 @@ class Adagrad(Optimizer):
     ``'sum'`` (s).
     """
 
+    _state_arrays = ("sum",)
+    _state_counts = ("step",)
+    _state_required = ("step", "sum")
+
     def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0, eps=1e-10):
         super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
                                       initial_accumulator_value=initial_accumulator_value, eps=eps))

@@ -31,6 +31,10 @@ class Adam(Optimizer):
     ``'exp_avg_sq'`` (v).
     """
 
+    _state_arrays = ("exp_avg", "exp_avg_sq")
+    _state_counts = ("step",)
+    _state_required = ("step", "exp_avg", "exp_avg_sq")
+
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0):
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
 

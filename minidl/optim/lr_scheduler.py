@@ -20,12 +20,18 @@ import math
 import numbers
 
 from minidl import _checks
-from minidl.optim.optimizer import Optimizer
+from minidl.optim.optimizer import Optimizer, nonnegative
 from minidl.tensor import Tensor
 
 
 def _positive_number(v):
     return _checks.is_real(v) and v > 0
+
+
+def _check_rates(where, name, value):
+    """A list of learning rates (or rate floors), one per parameter group."""
+    _checks.require(isinstance(value, (list, tuple)) and all(nonnegative(v) for v in value), where, name, value,
+                    "a list of numbers >= 0, one per parameter group")
 
 
 class LRScheduler:
@@ -65,16 +71,32 @@ class LRScheduler:
         return {k: list(v) if isinstance(v, list) else v for k, v in vars(self).items() if k != "optimizer"}
 
     def load_state_dict(self, state_dict):
-        """Restore a ``state_dict()`` of a scheduler of the same kind."""
+        """Restore a ``state_dict()`` of a scheduler of the same kind. Its settings
+        are held to the rules the constructor applies, its counters must be ints
+        >= 0 and its rates numbers >= 0; nothing changes unless all of it is valid."""
         name = type(self).__name__
         if not isinstance(state_dict, dict):
             raise TypeError(f"{name}.load_state_dict: expected a dict, got {type(state_dict).__name__}")
         expected = set(self.state_dict())
         if set(state_dict) != expected:
-            missing, unknown = sorted(expected - set(state_dict)), sorted(set(state_dict) - expected)
+            missing = sorted(map(str, expected - set(state_dict)))
+            unknown = sorted(map(str, set(state_dict) - expected))
             raise ValueError(f"{name}.load_state_dict: not a {name} state dict (missing keys {missing}, "
                              f"unknown keys {unknown})")
-        vars(self).update({k: list(v) if isinstance(v, list) else v for k, v in state_dict.items()})
+        self._check_state(state_dict, f"{name}.load_state_dict")
+        vars(self).update({k: list(v) if isinstance(v, (list, tuple)) else v for k, v in state_dict.items()})
+
+    def _check_settings(self, settings, where):
+        """Subclasses check their constructor's settings here (``settings`` maps their names to values),
+        raising ``_checks``' ValueError with ``where``: the constructor passes its arguments, load_state_dict
+        the loaded state, so that both are held to one rule."""
+
+    def _check_state(self, state, where):
+        """A whole state to load: the settings, the epoch count and the rates."""
+        self._check_settings(state, where)
+        _checks.check_int(where, "last_epoch", state["last_epoch"], 0)
+        _check_rates(where, "base_lrs", state["base_lrs"])
+        _check_rates(where, "_last_lr", state["_last_lr"])
 
 
 class StepLR(LRScheduler):
@@ -86,11 +108,14 @@ class StepLR(LRScheduler):
     """
 
     def __init__(self, optimizer, step_size, gamma=0.1):
-        _checks.check_int("StepLR", "step_size", step_size, 1)
-        _checks.require(_positive_number(gamma), "StepLR", "gamma", gamma, "a number > 0")
+        self._check_settings({"step_size": step_size, "gamma": gamma}, type(self).__name__)
         self.step_size = step_size
         self.gamma = gamma
         super().__init__(optimizer)
+
+    def _check_settings(self, settings, where):
+        _checks.check_int(where, "step_size", settings["step_size"], 1)
+        _checks.require(_positive_number(settings["gamma"]), where, "gamma", settings["gamma"], "a number > 0")
 
     def get_lr(self):
         if self.last_epoch == 0 or self.last_epoch % self.step_size != 0:
@@ -102,14 +127,32 @@ class ExponentialLR(LRScheduler):
     r"""Multiply the rate by ``gamma`` every epoch: :math:`\eta_e = \eta_0\,\gamma^e`."""
 
     def __init__(self, optimizer, gamma):
-        _checks.require(_positive_number(gamma), "ExponentialLR", "gamma", gamma, "a number > 0")
+        self._check_settings({"gamma": gamma}, type(self).__name__)
         self.gamma = gamma
         super().__init__(optimizer)
+
+    def _check_settings(self, settings, where):
+        _checks.require(_positive_number(settings["gamma"]), where, "gamma", settings["gamma"], "a number > 0")
 
     def get_lr(self):
         if self.last_epoch == 0:
             return [group["lr"] for group in self.optimizer.param_groups]
         return [group["lr"] * self.gamma for group in self.optimizer.param_groups]
+
+
+def _min_lrs(where, name, min_lr, n):
+    """ReduceLROnPlateau's ``min_lr``, a number or a list of ``n``, as (default_min_lr, min_lrs)."""
+    if isinstance(min_lr, (list, tuple)):
+        if len(min_lr) != n:
+            raise ValueError(f"{where}: {name} has {len(min_lr)} values, but the optimizer has {n} parameter "
+                             "groups")
+        default, floors = None, list(min_lr)
+    else:
+        default, floors = min_lr, [min_lr] * n
+    for v in floors:
+        _checks.require(nonnegative(v), where, name, min_lr,
+                        "a number >= 0 or a list of them, one per parameter group")
+    return default, floors
 
 
 class ReduceLROnPlateau(LRScheduler):
@@ -139,45 +182,43 @@ class ReduceLROnPlateau(LRScheduler):
                  cooldown=0, min_lr=0, eps=1e-8):
         # No super().__init__(): there is no epoch-0 step and no initial_lr to record.
         self.optimizer = self._attach(optimizer)
-        n = len(optimizer.param_groups)
-        name = "ReduceLROnPlateau"
-        _checks.require(_checks.is_real(factor) and 0 <= factor < 1, name, "factor", factor, "a number in [0, 1)")
-        _checks.check_int(name, "patience", patience, 0)
-        _checks.check_int(name, "cooldown", cooldown, 0)
-        _checks.require(_checks.is_real(eps) and eps >= 0, name, "eps", eps, "a number >= 0")
-        if isinstance(min_lr, (list, tuple)):
-            if len(min_lr) != n:
-                raise ValueError(f"ReduceLROnPlateau: min_lr has {len(min_lr)} values, but the optimizer has "
-                                 f"{n} parameter groups")
-            self.default_min_lr = None
-            self.min_lrs = list(min_lr)
-        else:
-            self.default_min_lr = min_lr
-            self.min_lrs = [min_lr] * n
-        for v in self.min_lrs:
-            _checks.require(_checks.is_real(v) and v >= 0, name, "min_lr", min_lr,
-                            "a number >= 0 or a list of them, one per parameter group")
-        self.factor = factor
-        self.patience = patience
-        self.cooldown = cooldown
-        self.eps = eps
-        self.mode = mode
-        self.threshold = threshold
-        self.threshold_mode = threshold_mode
-        self._check_modes()
+        name = type(self).__name__
+        settings = dict(mode=mode, factor=factor, patience=patience, threshold=threshold,
+                        threshold_mode=threshold_mode, cooldown=cooldown, eps=eps)
+        self._check_settings(settings, name)
+        self.default_min_lr, self.min_lrs = _min_lrs(name, "min_lr", min_lr, len(optimizer.param_groups))
+        vars(self).update(settings)
         self.best = math.inf if mode == "min" else -math.inf
         self.num_bad_epochs = 0
         self.cooldown_counter = 0
         self.last_epoch = 0
         self._last_lr = [group["lr"] for group in optimizer.param_groups]
 
-    def _check_modes(self):
-        name = "ReduceLROnPlateau"
-        _checks.require(self.mode in ("min", "max"), name, "mode", self.mode, "'min' or 'max'")
-        _checks.require(self.threshold_mode in ("rel", "abs"), name, "threshold_mode", self.threshold_mode,
+    def _check_settings(self, s, where):
+        _checks.require(s["mode"] in ("min", "max"), where, "mode", s["mode"], "'min' or 'max'")
+        _checks.require(_checks.is_real(s["factor"]) and 0 <= s["factor"] < 1, where, "factor", s["factor"],
+                        "a number in [0, 1)")
+        _checks.check_int(where, "patience", s["patience"], 0)
+        _checks.require(nonnegative(s["threshold"]), where, "threshold", s["threshold"], "a number >= 0")
+        _checks.require(s["threshold_mode"] in ("rel", "abs"), where, "threshold_mode", s["threshold_mode"],
                         "'rel' or 'abs'")
-        _checks.require(_checks.is_real(self.threshold) and self.threshold >= 0, name, "threshold", self.threshold,
-                        "a number >= 0")
+        _checks.check_int(where, "cooldown", s["cooldown"], 0)
+        _checks.require(nonnegative(s["eps"]), where, "eps", s["eps"], "a number >= 0")
+
+    def _check_state(self, state, where):
+        self._check_settings(state, where)
+        n = len(self.optimizer.param_groups)
+        if state["default_min_lr"] is None:  # min_lr was a list: one floor per group, as the constructor checks
+            _min_lrs(where, "min_lrs", state["min_lrs"], n)
+        else:  # one floor for all: min_lrs follows the number of groups (_reduce_lr)
+            _checks.require(nonnegative(state["default_min_lr"]), where, "default_min_lr", state["default_min_lr"],
+                            "None or a number >= 0")
+            _check_rates(where, "min_lrs", state["min_lrs"])
+        for key in ("last_epoch", "num_bad_epochs", "cooldown_counter"):
+            _checks.check_int(where, key, state[key], 0)
+        best = state["best"]
+        _checks.require(_checks.is_real(best) and not math.isnan(best), where, "best", best, "a number (not NaN)")
+        _check_rates(where, "_last_lr", state["_last_lr"])
 
     @property
     def in_cooldown(self):
@@ -225,12 +266,3 @@ class ReduceLROnPlateau(LRScheduler):
             new_lr = max(old_lr * self.factor, min_lr)
             if old_lr - new_lr > self.eps:
                 group["lr"] = new_lr
-
-    def load_state_dict(self, state_dict):
-        before = dict(vars(self))
-        super().load_state_dict(state_dict)
-        try:
-            self._check_modes()
-        except ValueError:
-            vars(self).update(before)  # a bad dict changes nothing
-            raise

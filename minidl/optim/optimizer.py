@@ -138,6 +138,13 @@ class Optimizer:
     def _validate(self, group):
         """Subclasses check their settings here."""
 
+    # What a parameter's state may hold, for load_state_dict: arrays shaped like the parameter, step counts
+    # (ints >= 0), and which of them a non-empty state must have. A subclass that declares none of them may
+    # keep anything; only its state's arrays are checked (real numbers, the parameter's shape).
+    _state_arrays = ()
+    _state_counts = ()
+    _state_required = ()
+
     # training ---------------------------------------------------------------
     def zero_grad(self, set_to_none=True):
         """Clear the gradients of every parameter.
@@ -197,47 +204,112 @@ class Optimizer:
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict):
-        """Restore a ``state_dict()`` into this optimizer, whose groups must hold
-        the same number of parameters as the saved ones, in the same order.
+        """Restore a ``state_dict()`` of an optimizer of this class, whose groups
+        hold the same number of parameters as this one's, in the same order.
 
-        The saved settings (``lr`` included) replace the current ones. State
-        arrays are copied onto each parameter's device, floating ones in its
-        dtype. Nothing changes unless the whole dict is valid."""
+        The saved settings (``lr`` included) replace the current ones; each group
+        must give every setting, held to the rules the constructor applies, and
+        may keep extra keys (a scheduler's ``initial_lr``), as ``add_param_group``
+        does. Each parameter's state may hold only what this class keeps (see
+        its docstring): arrays of real numbers shaped like the parameter, copied
+        onto its device in its dtype, and step counts, ints >= 0.
+        Nothing changes unless the whole dict is valid; the ValueError names the
+        class, the entry and the value."""
         name = type(self).__name__
-        if not isinstance(state_dict, dict) or not {"state", "param_groups"} <= set(state_dict):
-            raise ValueError(f"{name}.load_state_dict: expected a dict with 'state' and 'param_groups' "
-                             f"(from Optimizer.state_dict()), got {type(state_dict).__name__}")
-        saved_groups = state_dict["param_groups"]
+        where = f"{name}.load_state_dict"
+        if not isinstance(state_dict, dict) or set(state_dict) != {"state", "param_groups"}:
+            got = (f"a dict with the keys {', '.join(map(repr, state_dict)) or '(none)'}"
+                   if isinstance(state_dict, dict) else type(state_dict).__name__)
+            raise ValueError(f"{where}: expected a dict with 'state' and 'param_groups' and nothing else (from "
+                             f"Optimizer.state_dict()), got {got}")
+        saved_groups, saved_state = state_dict["param_groups"], state_dict["state"]
+        if not isinstance(saved_groups, (list, tuple)):
+            raise ValueError(f"{where}: 'param_groups' must be a list of dicts, got {type(saved_groups).__name__}")
+        if not isinstance(saved_state, dict):
+            raise ValueError(f"{where}: 'state' must be a dict from parameter index to dict, got "
+                             f"{type(saved_state).__name__}")
         if len(saved_groups) != len(self.param_groups):
-            raise ValueError(f"{name}.load_state_dict: the state dict has {len(saved_groups)} parameter groups, "
+            raise ValueError(f"{where}: the state dict has {len(saved_groups)} parameter groups, "
                              f"this optimizer has {len(self.param_groups)}")
         by_index, groups = {}, []
         for i, (group, saved) in enumerate(zip(self.param_groups, saved_groups)):
-            if len(saved["params"]) != len(group["params"]):
-                raise ValueError(f"{name}.load_state_dict: parameter group {i} has {len(saved['params'])} "
-                                 f"parameters in the state dict and {len(group['params'])} in this optimizer")
-            by_index.update(zip(saved["params"], group["params"]))
-            new_group = {**self.defaults, **saved, "params": group["params"]}
-            self._complete(new_group)
-            groups.append(new_group)
+            groups.append(self._load_group(where, i, group, saved, by_index))
 
         state = {}
-        for index, saved in state_dict["state"].items():
-            if index not in by_index:
-                raise ValueError(f"{name}.load_state_dict: the state dict has state for parameter {index!r}, "
+        for index, saved in saved_state.items():
+            if not _checks.is_int(index) or index not in by_index:
+                raise ValueError(f"{where}: the state dict has state for parameter {index!r}, "
                                  "which none of its parameter groups lists")
             p = by_index[index]
-            state[p] = {key: self._restore(value, p, index, key) for key, value in saved.items()}
+            state[p] = self._load_state(where, index, p, saved)
         self.param_groups = groups
         self.state = state
 
-    def _restore(self, value, p, index, key):
+    def _load_group(self, where, i, group, saved, by_index):
+        """The group ``saved`` (the ``i``-th of a state dict) restored onto ``group``'s parameters, once its
+        settings pass the constructor's checks; its indices go into ``by_index``."""
+        if not isinstance(saved, dict):
+            raise ValueError(f"{where}: parameter group {i} must be a dict, got {type(saved).__name__}")
+        missing = [key for key in ("params", *self.defaults) if key not in saved]
+        if missing:
+            raise ValueError(f"{where}: parameter group {i} lacks {', '.join(map(repr, missing))}, so it is not a "
+                             f"{type(self).__name__} state dict ({type(self).__name__}'s settings are "
+                             f"{', '.join(self.defaults)})")
+        indices = saved["params"]
+        if not isinstance(indices, (list, tuple)) or not all(_checks.is_int(k) for k in indices):
+            raise ValueError(f"{where}: 'params' of parameter group {i} must be a list of parameter indices "
+                             f"(ints), got {indices!r}")
+        if len(indices) != len(group["params"]):
+            raise ValueError(f"{where}: parameter group {i} has {len(indices)} "
+                             f"parameters in the state dict and {len(group['params'])} in this optimizer")
+        for index, p in zip(indices, group["params"]):
+            if index in by_index:
+                raise ValueError(f"{where}: parameter index {index} appears twice in 'param_groups'")
+            by_index[index] = p
+        new_group = {**saved, "params": group["params"]}
+        try:
+            self._complete(new_group)
+        except ValueError as e:
+            raise ValueError(f"{where}: parameter group {i}: {e}") from None
+        return new_group
+
+    def _load_state(self, where, index, p, saved):
+        """The state of parameter ``index`` (``p`` here), checked against what this class keeps."""
+        if not isinstance(saved, dict):
+            raise ValueError(f"{where}: the state of parameter {index} must be a dict, got {type(saved).__name__}")
+        known = self._state_arrays + self._state_counts
+        if known:
+            unknown = [key for key in saved if key not in known]
+            if unknown:
+                raise ValueError(f"{where}: the state of parameter {index} has {', '.join(map(repr, unknown))}, "
+                                 f"which {type(self).__name__} does not keep (it keeps {', '.join(known)}), so "
+                                 "it is not from this optimizer")
+            lacking = [key for key in self._state_required if key not in saved]
+            if saved and lacking:
+                raise ValueError(f"{where}: the state of parameter {index} lacks {', '.join(map(repr, lacking))}")
+        restored = {}
+        for key, value in saved.items():
+            if key in self._state_counts:
+                _checks.require(_checks.is_int(value) and value >= 0, where, f"state '{key}' of parameter {index}",
+                                value, "an int >= 0")
+                restored[key] = int(value)
+            else:
+                restored[key] = self._restore(where, value, p, index, key)
+        return restored
+
+    def _restore(self, where, value, p, index, key):
         if isinstance(value, Tensor):
             value = value.data
         if not backend.is_array(value):
+            if key in self._state_arrays:
+                raise ValueError(f"{where}: state '{key}' of parameter {index} must be an array shaped like the "
+                                 f"parameter, got {type(value).__name__}")
             return value
+        if value.dtype.kind not in "biuf":
+            raise ValueError(f"{where}: state '{key}' of parameter {index} must be an array of real numbers, got "
+                             f"dtype {value.dtype}")
         if value.shape != p.data.shape:
-            raise ValueError(f"{type(self).__name__}.load_state_dict: state '{key}' of parameter {index} has "
+            raise ValueError(f"{where}: state '{key}' of parameter {index} has "
                              f"shape {tuple(value.shape)}, but the parameter has shape {p.shape}")
-        dtype = p.dtype if value.dtype.kind == "f" else value.dtype
+        dtype = p.dtype if key in self._state_arrays or value.dtype.kind == "f" else value.dtype
         return backend.to_device(value, p.device).astype(dtype)  # astype copies: the dict keeps its arrays

@@ -27,6 +27,10 @@ class RMSprop(Optimizer):
     (b, with momentum), ``'grad_avg'`` (:math:`\bar g`, centered).
     """
 
+    _state_arrays = ("square_avg", "momentum_buffer", "grad_avg")
+    _state_counts = ("step",)
+    _state_required = ("step", "square_avg")
+
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False):
         super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
                                       momentum=momentum, centered=centered))

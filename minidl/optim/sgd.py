@@ -25,6 +25,8 @@ class SGD(Optimizer):
     momentum).
     """
 
+    _state_arrays = ("momentum_buffer",)
+
     def __init__(self, params, lr=required, momentum=0, dampening=0, weight_decay=0, nesterov=False):
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
                                       weight_decay=weight_decay, nesterov=nesterov))
