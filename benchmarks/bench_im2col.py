@@ -148,8 +148,8 @@ def numba_first_call(mod, geometry):
     x = np.ones(shape, np.float32)
     out = {}
     for fname, dispatcher, call in (
-            ("im2col", mod._im2col, lambda: mod.im2col(x, kernel, stride, padding, dilation)),
-            ("col2im", mod._col2im, lambda: mod.col2im(col, shape, kernel, stride, padding, dilation))):
+            ("im2col", mod._im2col.__wrapped__, lambda: mod.im2col(x, kernel, stride, padding, dilation)),
+            ("col2im", mod._col2im.__wrapped__, lambda: mod.col2im(col, shape, kernel, stride, padding, dilation))):
         loaded = bool(dispatcher.signatures)
         hits, misses = sum(dispatcher.stats.cache_hits.values()), sum(dispatcher.stats.cache_misses.values())
         t0 = time.perf_counter()

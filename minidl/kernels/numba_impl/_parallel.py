@@ -35,4 +35,5 @@ def parallel(loop):
         return result
 
     call.__name__, call.__qualname__, call.__doc__ = loop.__name__, loop.__qualname__, loop.__doc__
+    call.__wrapped__ = loop  # the Numba dispatcher, for its signatures and cache stats
     return call
