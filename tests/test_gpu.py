@@ -510,7 +510,7 @@ def test_minidl_train_and_eval_on_cuda(tmp_path, monkeypatch, capsys):
     from test_cli import TinyDigits  # an MNIST-shaped dataset made in memory: no download
 
     monkeypatch.setitem(training.DATASETS, "mnist", (TinyDigits, (0.1,), (0.3,)))
-    status = cli.main(["train", "lenet5", "--dataset", "mnist", "--device", "cuda", "--subset", "512", "--epochs", "1",
+    status = cli.main(["train", "lenet5", "--dataset", "mnist", "--device", "cuda", "--subset", "128", "--epochs", "1",
                        "--out", str(tmp_path), "--quiet"])
     out, err = capsys.readouterr()
     assert status == 0, err
