@@ -82,11 +82,6 @@ def check_ndim(where, x, dims, layout):
         raise ValueError(f"{where}: expected a {layout} input; got shape {tuple(x.shape)}")
 
 
-def check_float(where, x):
-    if x.dtype.kind != "f":
-        raise ValueError(f"{where}: expected a floating-point input; got {x.dtype}")
-
-
 def layer_name(module):
     """The layer as ``print(model)`` shows it, e.g. ``Linear(in_features=4, out_features=2, bias=True)``."""
     return f"{type(module).__name__}({module.extra_repr()})"

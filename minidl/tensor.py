@@ -32,6 +32,7 @@ reason. ``backward`` releases what each function kept as it passes (unless
 import contextlib
 import heapq
 import itertools
+import numbers
 import weakref
 
 import numpy as np
@@ -105,24 +106,119 @@ def _check_finite(fn, arrays, where):
             )
 
 
+# --- dtypes -------------------------------------------------------------------
+# The dtype policy, in one place: what a tensor may hold (checked when it is made or cast) and how
+# dtypes combine (PyTorch's rules), which the ops apply at entry (minidl.ops._util.operands).
+# docs/learn/autograd-engine.md tabulates it.
+
+DEFAULT_FLOAT = np.dtype(np.float32)  # what integer inputs of floating-point ops become, as in PyTorch
+SUPPORTED_DTYPES = "bool, signed and unsigned integers, float16, float32 and float64"
+_CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2}  # bool < integer < floating point
+
+
+def _supported(dtype):
+    return dtype.kind in "biu" or (dtype.kind == "f" and dtype.itemsize <= 8)  # no long double
+
+
+def check_dtype(where, dtype):
+    """``dtype`` as a NumPy dtype, if a tensor may hold it; TypeError naming ``where`` otherwise.
+    Complex, object, string, datetime and structured dtypes are refused: no op is written for them,
+    and they would fail deep inside NumPy or, worse, compute something (a complex loss)."""
+    try:
+        d = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{where}: {dtype!r} is not a dtype; a tensor holds {SUPPORTED_DTYPES}") from None
+    if not _supported(d):
+        raise TypeError(f"{where}: dtype {d} is not supported; a tensor holds {SUPPORTED_DTYPES}")
+    return d
+
+
+def _category(where, dtype):
+    c = _CATEGORY.get(dtype.kind)
+    if c is None or dtype.itemsize > 8:  # an array put into .data by hand, past the checks
+        check_dtype(where, dtype)
+    return c
+
+
+def promote_types(where, a, b):
+    """PyTorch's ``promote_types``: across categories (bool < integer < floating point) the higher
+    operand's dtype (int64 with float32 is float32, where NumPy says float64); within one, the
+    smallest dtype that holds both (uint8 with int8 is int16)."""
+    if a == b:
+        return a
+    ca, cb = _category(where, a), _category(where, b)
+    if ca != cb:
+        return a if ca > cb else b
+    d = np.promote_types(a, b)
+    if d.kind != a.kind and d.kind != b.kind:  # uint64 with a signed integer: NumPy gives float64
+        raise ValueError(f"{where}: no integer dtype holds both {a} and {b}; convert one of them first")
+    return d
+
+
+def result_type(where, arrays):
+    """The dtype PyTorch computes an op on ``arrays`` in. Arrays with dimensions decide; a 0-d
+    array (a scalar tensor) counts only if its category is higher, so ``float32 tensor * 0-d
+    float64`` stays float32 but ``int64 tensor * 0-d float64`` is float64. (Python numbers are
+    weaker still: see `scalar_dtype`.)"""
+    dim = zero = None
+    for a in arrays:
+        d = a.dtype
+        if a.ndim:
+            dim = d if dim is None else promote_types(where, dim, d)
+        else:
+            zero = d if zero is None else promote_types(where, zero, d)
+    if dim is None or zero is None:
+        return zero if dim is None else dim
+    return promote_types(where, dim, zero) if _category(where, zero) > _category(where, dim) else dim
+
+
+def scalar_dtype(where, dtype, value):
+    """The dtype of a Python number next to a tensor of ``dtype`` (PyTorch's "wrapped numbers"):
+    the tensor's own unless the number is of a higher category; then int64 for an int, the default
+    float32 for a float. So ``int64 tensor * 0.5`` is float32 and ``uint8 tensor + 1`` uint8. An
+    int that the integer dtype cannot hold is refused rather than wrapped around."""
+    kind = type(value)  # exact types first: the ABC check is slow, and x * 2.0 is everywhere
+    c = (2 if kind is float else 1 if kind is int else 0 if kind is bool or kind is np.bool_
+         else 1 if isinstance(value, numbers.Integral) else 2)
+    if c > _category(where, dtype):
+        dtype = np.dtype(np.int64) if c == 1 else DEFAULT_FLOAT
+    if c == 1 and dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        if not info.min <= value <= info.max:
+            raise ValueError(f"{where}: {value} does not fit in {dtype} (range {info.min} to {info.max}); "
+                             "convert the tensor to a wider dtype first")
+    return dtype
+
+
 # --- Tensor -------------------------------------------------------------------
 
 def _to_array(data, dtype=None):
     """Array from user data. An ndarray keeps its dtype; Python floats (and
-    lists of them) become float32, as in PyTorch."""
+    lists of them) become float32, as in PyTorch. Dtypes outside the policy
+    (``check_dtype``) are refused here, so that no op ever sees them."""
     if isinstance(data, Tensor):
         data = data.data
+    if dtype is not None:
+        dtype = check_dtype("Tensor", dtype)
     if backend.is_array(data):
-        return data if dtype is None else data.astype(dtype, copy=False)
-    if isinstance(data, np.generic):
-        return np.asarray(data, dtype=dtype)
-    a = np.asarray(data)
-    if dtype is None and a.dtype == np.float64:
-        a = a.astype(np.float32)
-    elif dtype is not None:
-        a = a.astype(dtype, copy=False)
-    if a.dtype == object:
-        raise TypeError(f"cannot make a tensor from {type(data).__name__}: its values are not numbers")
+        a = data if dtype is None else data.astype(dtype, copy=False)
+    elif isinstance(data, np.generic):
+        a = np.asarray(data, dtype=dtype)
+    else:
+        try:
+            a = np.asarray(data)
+        except ValueError as e:  # a ragged list
+            raise ValueError(f"Tensor: cannot make a tensor from this {type(data).__name__}: {e}") from None
+        if a.dtype == object:
+            raise TypeError(f"Tensor: cannot make a tensor from {type(data).__name__}: its values are not all "
+                            f"numbers (or are integers beyond 64 bits); a tensor holds {SUPPORTED_DTYPES}")
+        if dtype is None and a.dtype == np.float64:
+            a = a.astype(np.float32)
+        elif dtype is not None:
+            a = a.astype(dtype, copy=False)
+    check_dtype("Tensor", a.dtype)
+    if not a.dtype.isnative:  # big-endian data from a file: the compiled kernels assume native order
+        a = a.astype(a.dtype.newbyteorder("="))
     return a
 
 
@@ -273,7 +369,7 @@ class Tensor:
     def to(self, device=None, dtype=None):
         out = self
         if dtype is not None:
-            out = out.astype(dtype)
+            out = ops.cast(out, check_dtype("Tensor.to", dtype))
         if device is not None:
             out = ops.to_device(out, device)
         return out
@@ -285,7 +381,7 @@ class Tensor:
         return self.to("cuda" if index is None else f"cuda:{index}")
 
     def astype(self, dtype):
-        return ops.cast(self, dtype)
+        return ops.cast(self, check_dtype("Tensor.astype", dtype))
 
     def float(self):
         return self.astype(np.float32)
@@ -431,10 +527,16 @@ class Tensor:
         return ops.min(self, axis, keepdims, dim=dim, keepdim=keepdim)
 
     def argmax(self, axis=None, *, dim=None):
-        return Tensor._wrap(self.data.argmax(axis=dim if dim is not None else axis))
+        return self._arg_extremum("argmax", dim if dim is not None else axis)
 
     def argmin(self, axis=None, *, dim=None):
-        return Tensor._wrap(self.data.argmin(axis=dim if dim is not None else axis))
+        return self._arg_extremum("argmin", dim if dim is not None else axis)
+
+    def _arg_extremum(self, name, axis):
+        axes = ops._util.normalize_axis(name, axis, self.ndim)
+        if any(self.shape[a] == 0 for a in axes):
+            raise ValueError(f"{name}: cannot take the {name} over an empty axis; got shape {self.shape}")
+        return Tensor._wrap(getattr(self.data, name)(axis=axis))
 
     def any(self):
         return bool(self.data.any())

@@ -255,6 +255,60 @@ def test_an_array_returned_by_backward_names_the_function():
         ReturnsArray()(leaf(3)).sum().backward()
 
 
+# --- pow at 0: PyTorch's conventions -------------------------------------------------
+
+POW_AT = np.array([0.0, 1.0, -2.0, 3.0])
+# d/dx and d2/dx2 of x ** c at POW_AT, as PyTorch 2.13 gives them (written out: they run without it)
+POW_GRADS = {
+    0: ([0, 0, 0, 0], [0, 0, 0, 0]),
+    1: ([1, 1, 1, 1], [0, 0, 0, 0]),
+    2: ([0, 2, -4, 6], [2, 2, 2, 2]),
+    3: ([0, 3, 12, 27], [0, 6, -12, 18]),
+    -1: ([-np.inf, -1, -0.25, -1 / 9], [np.inf, 2, -0.25, 2 / 27]),
+    0.5: ([np.inf, 0.5, np.nan, 0.5 / np.sqrt(3)], [-np.inf, -0.25, np.nan, -0.25 * 3 ** -1.5]),
+}
+
+
+@pytest.mark.parametrize("c", list(POW_GRADS))
+def test_pow_scalar_gradients_at_zero_follow_pytorch(c):
+    x = mdl.tensor(POW_AT, requires_grad=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        g, = mdl.grad((x ** c).sum(), [x], create_graph=True)
+        np.testing.assert_allclose(g.numpy(), POW_GRADS[c][0], rtol=1e-12)
+        if g.requires_grad:  # x ** 0's gradient, 0, does not depend on x (PyTorch's has no graph either)
+            gg, = mdl.grad(g.sum(), [x])
+            np.testing.assert_allclose(gg.numpy(), POW_GRADS[c][1], rtol=1e-12)
+
+
+# a ** b for tensors, where a = 0 or b = 0, and PyTorch's (a, b) gradients there
+POW_BASES = [0.0, 0.0, 0.0, 2.0, -2.0, 0.0, 0.0, 0.0]
+POW_EXPONENTS = [0.0, 1.0, 2.0, 0.0, 2.0, -1.0, 0.5, -0.5]
+POW_TENSOR_GRADS = ([0, 1, 0, 0, -4, -np.inf, np.inf, -np.inf], [0, 0, 0, np.log(2), np.nan, -np.inf, 0, -np.inf])
+
+
+def test_pow_tensor_gradients_at_zero_follow_pytorch():
+    a, b = mdl.tensor(np.array(POW_BASES), requires_grad=True), mdl.tensor(np.array(POW_EXPONENTS), requires_grad=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        (a ** b).sum().backward()
+    np.testing.assert_allclose(a.grad.numpy(), POW_TENSOR_GRADS[0], rtol=1e-12)
+    np.testing.assert_allclose(b.grad.numpy(), POW_TENSOR_GRADS[1], rtol=1e-12)
+
+
+@pytest.mark.torch
+def test_pow_gradients_at_zero_match_torch(torch):
+    for c in POW_GRADS:
+        xt = torch.tensor(POW_AT, requires_grad=True)
+        g, = torch.autograd.grad((xt ** c).sum(), xt, create_graph=True)
+        np.testing.assert_allclose(g.detach().numpy(), POW_GRADS[c][0], rtol=1e-12)
+        if g.requires_grad:
+            np.testing.assert_allclose(torch.autograd.grad(g.sum(), xt)[0].numpy(), POW_GRADS[c][1], rtol=1e-12)
+    at = torch.tensor(POW_BASES, dtype=torch.float64, requires_grad=True)
+    bt = torch.tensor(POW_EXPONENTS, dtype=torch.float64, requires_grad=True)
+    (at ** bt).sum().backward()
+    np.testing.assert_allclose(at.grad.numpy(), POW_TENSOR_GRADS[0], rtol=1e-12)
+    np.testing.assert_allclose(bt.grad.numpy(), POW_TENSOR_GRADS[1], rtol=1e-12)
+
+
 # --- dtypes and conversion ----------------------------------------------------------
 
 def test_dtype_rules():
@@ -267,6 +321,9 @@ def test_dtype_rules():
     assert (x * 2.0).dtype == np.float32 and (2.0 / x).dtype == np.float32 and (x ** 2).dtype == np.float32
     assert (x + [1.0, 2.0]).dtype == np.float32  # a list operand follows mdl.tensor's rule
     assert (x + np.ones(2)).dtype == np.float64  # an ndarray keeps its dtype
+    i = mdl.tensor([1, 2])
+    assert (i * 0.5).dtype == np.float32 and (i + x).dtype == np.float32 and (i / i).dtype == np.float32
+    assert (x * mdl.tensor(np.array(2.0))).dtype == np.float32  # a 0-d float64 does not promote float32
 
 
 def test_mixed_precision_gradient_comes_back_in_the_inputs_dtype():

@@ -34,6 +34,44 @@ def test_shape_errors_name_the_op_and_shapes(fn, pattern):
     assert err.__cause__ is None and (err.__context__ is None or err.__suppress_context__)  # no NumPy trace
 
 
+def typed(dtype, *shape):
+    return mdl.tensor(np.ones(shape or (2,), dtype))
+
+
+@pytest.mark.parametrize("fn, pattern", [
+    (lambda: typed(bool) - typed(bool),
+     r"^sub: not defined for bool tensors; got bool and bool \(convert first, e\.g\. x\.astype\(np\.int64\)\)$"),
+    (lambda: -typed(bool), r"^neg: not defined for bool tensors; got bool"),
+    (lambda: typed(np.int64).mean(),
+     r"^mean: expected a floating-point input; got int64 \(convert first, e\.g\. x\.float\(\)\)$"),
+    (lambda: typed(np.uint8).softmax(), r"^softmax: expected a floating-point input; got uint8"),
+    (lambda: typed(np.int32) ** -2, r"^pow: integers to negative integer powers are not allowed \(int32 \*\* -2\)"),
+    (lambda: typed(np.int8) + 200, r"^add: 200 does not fit in int8 \(range -128 to 127\)"),
+    (lambda: typed(np.uint64) * typed(np.int32), r"^mul: no integer dtype holds both uint64 and int32"),
+    (lambda: mdl.nn.functional.conv2d(typed(np.uint8, 1, 1, 3, 3), typed(np.float32, 1, 1, 2, 2)),
+     r"^conv2d: expected a floating-point input; got uint8"),
+    (lambda: mdl.nn.Conv2d(1, 1, 2)(typed(np.int64, 1, 1, 3, 3)),
+     r"^Conv2d\(1, 1, .*\): expected a floating-point input; got int64"),
+    (lambda: mdl.nn.functional.avg_pool2d(typed(bool, 1, 1, 2, 2), 2),
+     r"^avg_pool2d: expected a floating-point input; got bool"),
+    (lambda: mdl.nn.MaxPool2d(2)(typed(np.int16, 1, 1, 2, 2)),
+     r"^MaxPool2d\(.*\): expected a floating-point input; got int16"),
+])
+def test_dtype_errors_name_the_op_and_dtypes(fn, pattern):
+    with pytest.raises(ValueError, match=pattern) as info:
+        fn()
+    assert info.value.__context__ is None
+
+
+def test_a_dtype_put_into_data_by_hand_is_refused_at_op_entry():
+    x = mdl.tensor([1.0, 2.0])
+    x.data = np.array([1j, 2j])  # past the check at creation
+    for fn, op in [(lambda: x + 1, "add"), (lambda: x.exp(), "exp"), (lambda: x.sum(), "sum"),
+                   (lambda: mdl.nn.functional.relu(x), "relu")]:
+        with pytest.raises(TypeError, match=rf"^{op}: dtype complex128 is not supported; a tensor holds bool"):
+            fn()
+
+
 def test_index_out_of_bounds_names_the_shape():
     with pytest.raises(IndexError, match=r"getitem: .*\(tensor of shape \(2, 3\)\)"):
         t(2, 3)[5]

@@ -173,8 +173,43 @@ def t(*shape, dtype=np.float64):
     (lambda: mse_loss(t(2), t(2), reduction=None), r"mse_loss: reduction must be .* got None"),
     (lambda: linear(t(2, 3), t(4, 5)), r"linear: input of shape \(2, 3\) has 3 features, but the weight"),
     (lambda: dropout(t(2), 1.0), r"dropout: p must be in \[0, 1\); got 1.0"),
+    # a 'mean' over an empty batch, 0/0 (PyTorch: NaN), is refused under the loss's own name
+    (lambda: cross_entropy(t(0, 3), np.zeros(0, np.int64)),
+     r"cross_entropy: cannot average the loss over an empty input of shape \(0, 3\); use reduction='sum' or 'none'"),
+    (lambda: mdl.nn.CrossEntropyLoss()(t(0, 3), np.zeros(0, np.int64)),
+     r"CrossEntropyLoss\(\): cannot average the loss over an empty input of shape \(0, 3\)"),
+    (lambda: mse_loss(t(0, 2), t(0, 2)), r"mse_loss: cannot average the loss over an empty input of shape \(0, 2\)"),
+    (lambda: mdl.nn.MSELoss()(t(0), t(0)), r"MSELoss\(\): cannot average the loss over an empty input of shape \(0,\)"),
+    (lambda: cross_entropy(t(2, 3, dtype=np.int64), np.array([0, 1])),
+     r"cross_entropy: expected a floating-point input \(the logits\); got int64"),
+    (lambda: mdl.nn.CrossEntropyLoss()(t(2, 3, dtype=np.bool_), np.array([0, 1])),
+     r"CrossEntropyLoss\(\): expected a floating-point input \(the logits\); got bool"),
+    (lambda: mse_loss(t(2, dtype=np.int64), t(2, dtype=np.uint8)),
+     r"mse_loss: expected floating-point inputs; got int64 and uint8"),
+    (lambda: dropout(t(2, dtype=np.int64), 0.5), r"dropout: expected a floating-point input; got int64"),
 ])
 def test_bad_input_names_the_op_and_values(fn, pattern):
     with pytest.raises(ValueError, match=pattern) as info:
         fn()
     assert info.value.__context__ is None  # raised by our check, not converted from a NumPy error
+
+
+@pytest.mark.parametrize("reduction", ["sum", "none"])
+def test_losses_of_an_empty_batch_without_averaging(reduction):
+    x = mdl.tensor(np.zeros((0, 3)), requires_grad=True)
+    for loss, unreduced in ((cross_entropy(x, np.zeros(0, np.int64), reduction), (0,)),
+                            (mse_loss(x, x * 2, reduction), (0, 3))):
+        assert loss.shape == (() if reduction == "sum" else unreduced)
+        assert not loss.numpy().any()
+        loss.sum().backward()
+    assert x.grad.shape == (0, 3)
+
+
+def test_mse_promotes_an_integer_target_as_pytorch():
+    prediction = mdl.tensor(np.array([1.0, 2.5], np.float32), requires_grad=True)
+    loss = mse_loss(prediction, mdl.tensor(np.array([1, 2])))
+    assert loss.dtype == np.float32
+    np.testing.assert_allclose(loss.item(), 0.125)
+    loss.backward()
+    assert prediction.grad.dtype == np.float32
+    np.testing.assert_allclose(prediction.grad.numpy(), [0, 0.5])

@@ -163,6 +163,53 @@ def test_batch_norm_float32_is_stable_and_stays_float32():
     np.testing.assert_allclose(y.numpy(), ref.numpy(), atol=1e-3)
 
 
+def _float16_batches():
+    """Channel 0 constant (variance 0), channel 1 ordinary, channel 2 spread over +-300, whose
+    squared deviations overflow float16 (max 65504) although its variance does not."""
+    rng = np.random.default_rng(0)
+    x = np.empty((8, 3, 2), np.float16)
+    x[:, 0] = 3.0
+    x[:, 1] = rng.standard_normal((8, 2))
+    x[:, 2] = rng.uniform(-300, 300, (8, 2))
+    return x
+
+
+def test_batch_norm_float16_keeps_running_var_valid_and_eval_finite():
+    x = _float16_batches()
+    bn = mdl.nn.BatchNorm1d(3, momentum=0.5)
+    for _ in range(20):  # 0.5**20 of the initial 1 is below the rounding error the variance used to have
+        y = bn(mdl.tensor(x))
+    assert (bn.running_var.numpy() >= 0).all(), bn.running_var
+    assert y.dtype == np.float16 and np.isfinite(y.numpy()).all()  # float32 parameters do not promote it
+    # training output: the constant channel is 0, the others normalised (the wide one used to be all 0)
+    assert (y.numpy()[:, 0] == 0).all()
+    np.testing.assert_allclose(y.numpy()[:, 2].astype(np.float64).std(), 1, rtol=1e-2)
+    bn.eval()
+    ye = bn(mdl.tensor(x))
+    assert ye.dtype == np.float16 and np.isfinite(ye.numpy()).all()
+
+    torch = pytest.importorskip("torch")  # the checks above run without it
+    bnt = torch.nn.BatchNorm1d(3, momentum=0.5)
+    for _ in range(20):
+        yt = bnt(torch.from_numpy(x))
+    np.testing.assert_allclose(y.numpy(), yt.detach().numpy(), atol=2e-3, rtol=2e-3)
+    np.testing.assert_allclose(bn.running_mean.numpy(), bnt.running_mean.numpy(), rtol=1e-3)
+    np.testing.assert_allclose(bn.running_var.numpy(), bnt.running_var.numpy(), rtol=1e-3, atol=1e-9)
+    bnt.eval()
+    np.testing.assert_allclose(ye.numpy(), bnt(torch.from_numpy(x)).detach().numpy(), atol=2e-3, rtol=2e-3)
+
+
+def test_batch_norm_float16_functional_with_float16_running_stats():
+    x = mdl.tensor(_float16_batches(), requires_grad=True)
+    rm, rv = mdl.zeros(3, dtype=np.float16), mdl.ones(3, dtype=np.float16)
+    for _ in range(20):
+        y = batch_norm(x, rm, rv, None, None, training=True, momentum=0.5)
+    assert rm.dtype == rv.dtype == np.float16 and (rv.numpy() >= 0).all()
+    y.sum().backward()
+    assert x.grad.dtype == np.float16 and np.isfinite(x.grad.numpy()).all()
+    assert np.isfinite(batch_norm(x, rm, rv, None, None, training=False).numpy()).all()
+
+
 # --- errors -------------------------------------------------------------------------
 
 def t(*shape, dtype=np.float64):
@@ -193,6 +240,12 @@ def t(*shape, dtype=np.float64):
      r"batch_norm: running_mean and running_var are needed in evaluation mode"),
     (lambda: batch_norm(t(2, 3, dtype=np.int32), None, None, None, None, True),
      r"batch_norm: expected a floating-point input; got int32"),
+    (lambda: batch_norm(t(2, 3), None, None, t(3, dtype=np.int64), None, True),
+     r"batch_norm: expected a floating-point weight; got int64"),
+    (lambda: batch_norm(t(2, 3), t(3, dtype=np.int64), t(3), None, None, False),
+     r"batch_norm: expected a floating-point running_mean; got int64"),
+    (lambda: batch_norm(t(2, 3, dtype=np.bool_), None, None, None, None, True),
+     r"batch_norm: expected a floating-point input; got bool"),
 ])
 def test_bad_input_names_the_op_and_values(fn, pattern):
     with pytest.raises(ValueError, match=pattern) as info:

@@ -1,34 +1,91 @@
-"""Small helpers shared by the ops: operand conversion and axis handling."""
+"""Small helpers shared by the ops: operand conversion, the dtype policy at op entry, and axis handling."""
 import numpy as np
 
 from minidl import backend
-from minidl.tensor import Tensor, _to_array
+from minidl.tensor import DEFAULT_FLOAT, Tensor, _to_array, check_dtype, result_type, scalar_dtype
+
+# What an op does with the dtype its inputs promote to (tensor.result_type): the families of the
+# table in docs/learn/autograd-engine.md, each following what PyTorch does for the op.
+ANY = "any"                # every dtype: add, mul, maximum, sum, max, concat, clip
+NUMBER = "number"          # bool refused: sub, neg, abs, relu, pow, matmul, linear
+FLOAT = "float"            # bool and integers promoted to float32: exp, log, sqrt, tanh, sigmoid, div
+FLOAT_ONLY = "float only"  # bool and integers refused: mean, softmax, conv, pooling, norms, losses, dropout
 
 
-def as_operand(value, like):
-    """Make ``value`` a Tensor to combine with tensor ``like``.
+def op_dtype(op, policy, tensors, what=None):
+    """The dtype ``op`` computes in on ``tensors`` (Tensors or arrays) under ``policy`` (above);
+    ValueError naming ``op``, the dtypes and what was expected otherwise. ``what`` names the inputs
+    in that message."""
+    dtype = tensors[0].dtype
+    for t in tensors:
+        if t.dtype != dtype:
+            dtype = result_type(op, [t.data if isinstance(t, Tensor) else t for t in tensors])
+            break
+    if dtype.kind == "f" and dtype.itemsize <= 8:
+        return dtype
+    check_dtype(op, dtype)  # a dtype put into .data by hand, past the check at creation
+    if policy == ANY:
+        return dtype
+    if policy == FLOAT:
+        return DEFAULT_FLOAT
+    got = " and ".join(str(t.dtype) for t in tensors)
+    if policy == FLOAT_ONLY:
+        what = what or ("input" if len(tensors) == 1 else "inputs")
+        article = "a " if len(tensors) == 1 else ""
+        raise ValueError(f"{op}: expected {article}floating-point {what}; got {got} (convert first, e.g. x.float())")
+    if dtype.kind == "b":
+        raise ValueError(f"{op}: not defined for bool tensors; got {got} (convert first, e.g. x.astype(np.int64))")
+    return dtype
 
-    A Python number takes the dtype NumPy's promotion rules (NEP 50) give it
-    next to ``like``, so ``float32 * 2.0`` stays float32, as in PyTorch. Anything
-    else becomes an array by the rule ``mdl.tensor`` uses (lists of floats are
-    float32), on ``like``'s device.
+
+def compute_dtype(dtype):
+    """The dtype a kernel that accumulates (a window's sum, a channel's statistics) runs in: float16
+    in float32, as PyTorch does, since float16 sums and squares overflow at 65504; the output goes
+    back to the input's dtype."""
+    return np.promote_types(dtype, np.float32)
+
+
+def cast_all(dtype, tensors):
+    """``tensors`` converted to ``dtype`` where they differ (a Cast in the graph, so that a mixed-
+    precision input gets its gradient back in its own dtype)."""
+    for t in tensors:
+        if t.data.dtype != dtype:
+            return tuple(t if t.dtype == dtype else t.astype(dtype) for t in tensors)
+    return tensors  # the common case, without building a tuple: every op passes through here
+
+
+def operands(op, policy, *tensors, what=None):
+    """``tensors`` (made Tensors) in the dtype ``op`` computes in: the entry check of every op's dtypes."""
+    for t in tensors:
+        if not isinstance(t, Tensor):
+            tensors = tuple(t if isinstance(t, Tensor) else Tensor(t) for t in tensors)
+            break
+    return cast_all(op_dtype(op, policy, tensors, what), tensors)
+
+
+def as_operand(op, value, like):
+    """Make ``value`` a Tensor to combine with tensor ``like`` in ``op``.
+
+    A Python number gets the dtype PyTorch gives it next to ``like`` (`scalar_dtype`): ``float32
+    * 2.0`` stays float32, ``int64 * 0.5`` is float32. Anything else becomes an array by the rule
+    ``mdl.tensor`` uses (lists of floats are float32), on ``like``'s device.
     """
     if isinstance(value, Tensor):
         return value
     xp = backend.get_array_module(like.data)
     if isinstance(value, (bool, int, float)):
-        dtype = np.result_type(like.data.dtype, value)
-        return Tensor._wrap(xp.asarray(value, dtype=dtype))
+        return Tensor._wrap(xp.asarray(value, dtype=scalar_dtype(op, like.dtype, value)))
     return Tensor._wrap(backend.to_device(_to_array(value), like.device))
 
 
-def binary_operands(a, b):
+def binary_operands(op, policy, a, b):
+    """The two operands of a binary op, as Tensors in the dtype it computes in."""
     if not isinstance(a, Tensor):
         if not isinstance(b, Tensor):
-            raise TypeError(f"expected at least one Tensor, got {type(a).__name__} and {type(b).__name__}")
-        a = as_operand(a, b)
-    b = as_operand(b, a)
-    return a, b
+            raise TypeError(f"{op}: expected at least one Tensor, got {type(a).__name__} and {type(b).__name__}")
+        a = as_operand(op, a, b)
+    b = as_operand(op, b, a)
+    return operands(op, policy, a, b)
 
 
 def pick_axis(axis, dim):

@@ -1,6 +1,6 @@
 """Activations: relu, tanh, sigmoid, softmax, log_softmax."""
 from minidl import backend
-from minidl.ops._util import normalize_axis, pick_axis
+from minidl.ops._util import FLOAT, FLOAT_ONLY, NUMBER, normalize_axis, operands, pick_axis
 from minidl.tensor import Function, Tensor
 
 
@@ -39,7 +39,7 @@ class Sigmoid(Function):
 
     def forward(self, x):
         xp = backend.get_array_module(x)
-        return xp.tanh(x * x.dtype.type(0.5)) * x.dtype.type(0.5) + x.dtype.type(0.5)
+        return xp.tanh(x * 0.5) * 0.5 + 0.5  # Python floats take x's dtype (NEP 50), float16 included
 
     def backward(self, gy):
         y = self.output()
@@ -60,6 +60,8 @@ class Softmax(Function):
         self.axis = axis
 
     def forward(self, x):
+        if x.size == 0:  # nothing to normalise (and max of an empty axis is undefined)
+            return x.copy()
         xp = backend.get_array_module(x)
         e = xp.exp(x - x.max(axis=self.axis, keepdims=True))
         return e / e.sum(axis=self.axis, keepdims=True)
@@ -82,6 +84,8 @@ class LogSoftmax(Function):
         self.axis = axis
 
     def forward(self, x):
+        if x.size == 0:
+            return x.copy()
         xp = backend.get_array_module(x)
         shifted = x - x.max(axis=self.axis, keepdims=True)
         return shifted - xp.log(xp.exp(shifted).sum(axis=self.axis, keepdims=True))
@@ -92,22 +96,24 @@ class LogSoftmax(Function):
 
 
 def relu(x):
-    return ReLU()(x)
+    return ReLU()(*operands("relu", NUMBER, x))
 
 
 def tanh(x):
-    return Tanh()(x)
+    return Tanh()(*operands("tanh", FLOAT, x))
 
 
 def sigmoid(x):
-    return Sigmoid()(x)
+    return Sigmoid()(*operands("sigmoid", FLOAT, x))
 
 
 def softmax(x, axis=-1, *, dim=None):
+    x, = operands("softmax", FLOAT_ONLY, x)
     axis = normalize_axis("softmax", pick_axis(axis if dim is None else None, dim), x.ndim)[0]
     return Softmax(axis)(x)
 
 
 def log_softmax(x, axis=-1, *, dim=None):
+    x, = operands("log_softmax", FLOAT_ONLY, x)
     axis = normalize_axis("log_softmax", pick_axis(axis if dim is None else None, dim), x.ndim)[0]
     return LogSoftmax(axis)(x)

@@ -5,10 +5,10 @@ input has the output's shape; ``sum_to`` folds it back to the input's shape
 (see reduction.py). Each backward is written with Tensor ops, so it can be
 differentiated again.
 """
-from minidl import backend
-from minidl.ops._util import binary_operands, broadcast_shape
+from minidl import _checks, backend
+from minidl.ops._util import ANY, FLOAT, NUMBER, binary_operands, broadcast_shape, cast_all, operands
 from minidl.ops.reduction import sum_to
-from minidl.tensor import Function, Tensor
+from minidl.tensor import Function, Tensor, scalar_dtype
 
 
 class _Binary(Function):
@@ -99,12 +99,20 @@ class PowScalar(Function):
         return x ** self.c
 
     def backward(self, gy):
+        if self.c == 0:  # y = 1 whatever x is; c * x**(c-1) would be 0 * inf at x = 0 (PyTorch gives 0)
+            return gy * 0
         x, = self.inputs
         return gy * self.c * x ** (self.c - 1)
 
 
 class Pow(_Binary):
-    """y = a ** b, both tensors.  dL/da = gy * b * a**(b-1), dL/db = gy * y * log(a)."""
+    """y = a ** b, both tensors.  dL/da = gy * b * a**(b-1), dL/db = gy * y * log(a).
+
+    Where those read 0 * inf, PyTorch's values: dL/da = 0 where b = 0 (y = 1 there), and
+    dL/db = 0 where a = 0 and b >= 0 (y is 0 or 1 there). Adding a constant 0/1 mask to the
+    exponent, or to log's argument, gives exactly those and changes nothing elsewhere, so the
+    gradient stays a differentiable Tensor expression.
+    """
 
     keep_outputs = (0,)
 
@@ -114,7 +122,9 @@ class Pow(_Binary):
     def backward(self, gy):
         a, b = self.inputs
         y = self.output()
-        return sum_to(gy * b * a ** (b - 1), a.shape), sum_to(gy * y * log(a), b.shape)
+        b_zero = Tensor._wrap((b.data == 0).astype(b.dtype))
+        a_zero = Tensor._wrap(((a.data == 0) & (b.data >= 0)).astype(a.dtype))
+        return sum_to(gy * b * a ** (b - 1 + b_zero), a.shape), sum_to(gy * y * log(a + a_zero), b.shape)
 
 
 class Exp(Function):
@@ -207,54 +217,76 @@ class Maximum(_Binary):
 
 
 def add(a, b):
-    return Add()(*binary_operands(a, b))
+    return Add()(*binary_operands("add", ANY, a, b))
 
 
 def sub(a, b):
-    return Sub()(*binary_operands(a, b))
+    return Sub()(*binary_operands("sub", NUMBER, a, b))
 
 
 def mul(a, b):
-    return Mul()(*binary_operands(a, b))
+    return Mul()(*binary_operands("mul", ANY, a, b))
 
 
 def div(a, b):
-    return Div()(*binary_operands(a, b))
+    """True division: integers give float32, as in PyTorch."""
+    return Div()(*binary_operands("div", FLOAT, a, b))
 
 
 def neg(x):
-    return Neg()(x)
+    return Neg()(*operands("neg", NUMBER, x))
+
+
+def _integer_power(base, exponent):
+    raise ValueError(f"pow: integers to negative integer powers are not allowed ({base.dtype} ** {exponent}); "
+                     "convert the base to float first, e.g. x.float() ** n")
 
 
 def pow(a, b):
+    """a ** b. With integers (no floats) the result is an integer, as in PyTorch, so a negative
+    integer exponent is refused; a float exponent makes it float32."""
     if isinstance(a, Tensor) and isinstance(b, (int, float)):
-        return PowScalar(b)(a)
-    return Pow()(*binary_operands(a, b))
+        if isinstance(b, int) and b < 0 and a.dtype.kind in "biu":
+            _integer_power(a, b)
+        x, _ = binary_operands("pow", NUMBER, a, b)
+        return PowScalar(b)(x)
+    a, b = binary_operands("pow", NUMBER, a, b)
+    if a.dtype.kind in "iu" and bool((b.data < 0).any()):
+        _integer_power(a, f"a {b.dtype} tensor holding negative values")
+    return Pow()(a, b)
 
 
 def exp(x):
-    return Exp()(x)
+    return Exp()(*operands("exp", FLOAT, x))
 
 
 def log(x):
-    return Log()(x)
+    return Log()(*operands("log", FLOAT, x))
 
 
 def sqrt(x):
-    return Sqrt()(x)
+    return Sqrt()(*operands("sqrt", FLOAT, x))
 
 
 def abs(x):
-    return Abs()(x)
+    return Abs()(*operands("abs", NUMBER, x))
 
 
 def clip(x, min=None, max=None):
+    """Values clipped to [min, max]. The bounds are numbers, and take part in the dtype as Python
+    numbers do: an integer tensor clipped at 0.5 is float32, as in PyTorch."""
     if min is None and max is None:
         raise ValueError("clip: give at least one of min and max")
+    x, = operands("clip", ANY, x)
+    dtype = x.dtype
+    for name, bound in (("min", min), ("max", max)):
+        if bound is not None:
+            _checks.require(_checks.is_real(bound), "clip", name, bound, "a number")
+            dtype = scalar_dtype("clip", dtype, bound)
     if min is not None and max is not None and min > max:
         raise ValueError(f"clip: min {min} is greater than max {max}")
-    return Clip(min, max)(x)
+    return Clip(min, max)(*cast_all(dtype, (x,)))
 
 
 def maximum(a, b):
-    return Maximum()(*binary_operands(a, b))
+    return Maximum()(*binary_operands("maximum", ANY, a, b))

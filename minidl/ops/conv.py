@@ -34,6 +34,7 @@ import numpy as np
 from minidl import _checks, backend, kernels
 from minidl.config import config
 from minidl.kernels import winograd
+from minidl.ops._util import FLOAT_ONLY, op_dtype
 from minidl.tensor import Function, Tensor
 
 _scratch = threading.local()  # each thread's reused workspace buffer (see _workspace)
@@ -333,8 +334,13 @@ def conv_settings(where, stride, padding, dilation, groups):
 
 def check_conv_input(where, x, weight, bias, stride, padding, dilation, groups):
     """ValueError naming ``where`` and the offending shapes unless x, weight and bias fit each other
-    and the settings (as conv_settings returns them): what must be checked on every call."""
+    and the settings (as conv_settings returns them): what must be checked on every call. Each must
+    be floating-point on its own (an integer image is a missing conversion, not something to promote);
+    float widths may differ, and the output has the wider one."""
     _checks.check_ndim(where, x, (4,), "4-D (N, C, H, W)")
+    for name, t in (("input", x), ("weight", weight), ("bias", bias)):
+        if t is not None:
+            op_dtype(where, FLOAT_ONLY, (t,), name)
     if weight.ndim != 4:
         raise ValueError(
             f"{where}: weight must be 4-D (out_channels, in_channels/groups, kh, kw); got shape {weight.shape}"

@@ -1,5 +1,6 @@
 """Inverted dropout."""
 from minidl import _checks, backend, random
+from minidl.ops._util import FLOAT_ONLY, operands
 from minidl.ops.arithmetic import mul
 from minidl.tensor import Tensor
 
@@ -20,6 +21,7 @@ def _dropout(x, p, training):
     """Dropout with a checked p: dropout and nn.Dropout both end here."""
     if not training or p == 0:
         return x
+    x, = operands("dropout", FLOAT_ONLY, x)  # scaling an integer by 1/(1-p) would truncate it
     xp = backend.get_array_module(x.data)
     keep = random.rng(xp).random(x.shape) >= p
     return mul(x, Tensor._wrap(keep.astype(x.dtype) * x.dtype.type(1 / (1 - p))))

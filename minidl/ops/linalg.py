@@ -1,9 +1,9 @@
 """Matrix multiplication, batched and broadcast as ``numpy.matmul``."""
 import numpy as np
 
-from minidl.ops._util import binary_operands, broadcast_shape
+from minidl.ops._util import NUMBER, binary_operands, broadcast_shape, cast_all, op_dtype
 from minidl.ops.reduction import sum_to
-from minidl.tensor import Function
+from minidl.tensor import Function, result_type
 
 
 def _matrix_T(t):
@@ -38,7 +38,8 @@ class MatMul(Function):
 
 
 def matmul(a, b):
-    a, b = binary_operands(a, b)
+    """a @ b. Mixed dtypes promote by PyTorch's rules (PyTorch itself refuses them); bool is refused."""
+    a, b = binary_operands("matmul", NUMBER, a, b)
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: operands need at least one dimension; got shapes {a.shape} and {b.shape}")
     k_a = a.shape[-1]
@@ -63,11 +64,14 @@ def check_linear_input(where, x, weight, bias):
         )
     if bias is not None and bias.shape != (weight.shape[0],):
         raise ValueError(f"{where}: bias of shape {bias.shape} does not match {weight.shape[0]} output features")
+    op_dtype(where, NUMBER, (x, weight))
 
 
 def _linear(x, weight, bias):
     """x @ weight.T + bias on checked arguments: linear and nn.Linear both end here. MatMul is
     called directly because check_linear_input has already checked what matmul would."""
+    if x.dtype != weight.dtype:
+        x, weight = cast_all(result_type("linear", (x.data, weight.data)), (x, weight))
     y = MatMul()(x, weight.T)
     return y if bias is None else y + bias
 

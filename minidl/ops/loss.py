@@ -6,6 +6,7 @@ second derivatives) come from those ops' backward passes.
 import numpy as np
 
 from minidl import _checks, backend
+from minidl.ops._util import FLOAT_ONLY, op_dtype
 from minidl.ops.activation import log_softmax
 from minidl.tensor import Tensor
 
@@ -26,11 +27,20 @@ def check_reduction(where, reduction):
     return reduction
 
 
-def check_cross_entropy_input(where, logits, target):
-    """The target as an array of class indices, checked against the (N, C) logits; ValueError
-    naming ``where`` and the shapes or the bad index otherwise."""
+def _check_not_empty(where, reduction, shape):
+    """A 'mean' over no elements is 0/0: PyTorch returns NaN, minidl refuses (as its ``mean`` does),
+    under the loss's own name, rather than let a NaN loss into training."""
+    if reduction == "mean" and 0 in shape:
+        raise ValueError(f"{where}: cannot average the loss over an empty input of shape {tuple(shape)}; "
+                         "use reduction='sum' or 'none' for an empty batch")
+
+
+def check_cross_entropy_input(where, logits, target, reduction="mean"):
+    """The target as an array of class indices, checked against the (N, C) floating-point logits;
+    ValueError naming ``where`` and the shapes, the dtype or the bad index otherwise."""
     if logits.ndim != 2:
         raise ValueError(f"{where}: expected logits of shape (N, C); got shape {tuple(logits.shape)}")
+    op_dtype(where, FLOAT_ONLY, (logits,), "input (the logits)")
     t = target.data if isinstance(target, Tensor) else target if backend.is_array(target) else np.asarray(target)
     if t.dtype.kind not in "iu":
         raise ValueError(f"{where}: target must hold integer class indices; got dtype {t.dtype}")
@@ -42,6 +52,7 @@ def check_cross_entropy_input(where, logits, target):
     if bool(bad.any()):  # where t lives: free for host targets, a wait for the GPU for device ones
         raise ValueError(f"{where}: target {int(t[bad][0])} is out of range for {c} classes "
                          f"(expected 0 <= target < {c})")
+    _check_not_empty(where, reduction, logits.shape)
     return t
 
 
@@ -66,16 +77,21 @@ def cross_entropy(logits, target, reduction="mean"):
     ``logits`` is (N, C); ``target`` holds N integer class indices (Tensor or ndarray).
     """
     check_reduction("cross_entropy", reduction)
-    return _cross_entropy(logits, check_cross_entropy_input("cross_entropy", logits, target), reduction)
+    return _cross_entropy(logits, check_cross_entropy_input("cross_entropy", logits, target, reduction), reduction)
 
 
-def check_mse_input(where, a, b):
+def check_mse_input(where, a, b, reduction="mean"):
+    """ValueError naming ``where`` unless a and b have one shape and promote to a floating-point
+    dtype (an integer target next to a float prediction is fine, as in PyTorch)."""
     if tuple(a.shape) != tuple(b.shape):
         raise ValueError(f"{where}: the inputs must have the same shape; got {tuple(a.shape)} and {tuple(b.shape)}")
+    op_dtype(where, FLOAT_ONLY, (a, b))
+    _check_not_empty(where, reduction, a.shape)
 
 
 def _mse_loss(a, b, reduction):
-    """Squared error on checked arguments: mse_loss and nn.MSELoss both end here."""
+    """Squared error on checked arguments: mse_loss and nn.MSELoss both end here. The subtraction
+    promotes the two dtypes (an int64 target with a float32 prediction gives float32)."""
     diff = a - b
     return _reduce(diff * diff, reduction)
 
@@ -84,5 +100,5 @@ def mse_loss(a, b, reduction="mean"):
     """Mean squared error, loss_i = (a_i - b_i)^2, reduced by ``reduction``.
     dL/da_i = 2 (a_i - b_i) (divided by the element count for 'mean'), and the negative for b."""
     check_reduction("mse_loss", reduction)
-    check_mse_input("mse_loss", a, b)
+    check_mse_input("mse_loss", a, b, reduction)
     return _mse_loss(a, b, reduction)

@@ -1,5 +1,8 @@
 """Normalisation layers: local response normalisation (AlexNet) and batch normalisation."""
+import numpy as np
+
 from minidl import _checks, backend, kernels
+from minidl.ops._util import FLOAT_ONLY, compute_dtype, op_dtype
 from minidl.tensor import Function, Tensor
 
 
@@ -21,12 +24,14 @@ class LocalResponseNorm(Function):
         self.args = (size, alpha, beta, k)
 
     def forward(self, x):
-        y, self.scale = kernels.lrn_forward(x, *self.args)
-        return y
+        dtype = compute_dtype(x.dtype)  # float16's x^2 overflows beyond 256
+        y, self.scale = kernels.lrn_forward(x.astype(dtype, copy=False), *self.args)
+        return y.astype(x.dtype, copy=False)
 
     def backward(self, gy):
-        x = self.inputs[0].data
-        return Tensor._wrap(kernels.lrn_backward(x, self.output().data, self.scale, gy.data, *self.args))
+        dtype = self.scale.dtype
+        x, y = self.inputs[0].data.astype(dtype, copy=False), self.output().data.astype(dtype, copy=False)
+        return Tensor._wrap(kernels.lrn_backward(x, y, self.scale, gy.data.astype(dtype, copy=False), *self.args))
 
 
 class BatchNorm(Function):
@@ -38,6 +43,12 @@ class BatchNorm(Function):
     dL/dbeta = sum gy, dL/dgamma = sum gy * xhat and
     dL/dx = gamma / (m sqrt(var + eps)) * (m gy - sum gy - xhat * sum gy * xhat).
     That closed form runs as one kernel on arrays, so it cannot be differentiated again.
+
+    The output has x's dtype, whatever gamma's and beta's (PyTorch's mixed-precision batch norm:
+    a float16 input with the layer's float32 parameters). The statistics, ``mean`` and ``invstd``,
+    are computed in at least float32 (``compute_dtype``): in float16 the squared deviations overflow
+    beyond 256, and 1/invstd**2 - eps, the variance the running statistics get, is off by more than
+    a small variance, even below 0.
     """
 
     double_backward = False
@@ -47,12 +58,16 @@ class BatchNorm(Function):
         self.eps = eps
 
     def forward(self, x, gamma, beta):
-        y, self.mean, self.invstd = kernels.batch_norm_forward(x, gamma, beta, self.eps)
-        return y
+        self.dtype = dtype = compute_dtype(x.dtype)
+        y, self.mean, self.invstd = kernels.batch_norm_forward(
+            x.astype(dtype, copy=False), gamma.astype(dtype, copy=False), beta.astype(dtype, copy=False), self.eps)
+        return y.astype(x.dtype, copy=False)
 
     def backward(self, gy):
-        x, gamma = self.inputs[0].data, self.inputs[1].data
-        return tuple(Tensor._wrap(g) for g in kernels.batch_norm_backward(gy.data, x, gamma, self.mean, self.invstd))
+        dtype = self.dtype
+        x, gamma = self.inputs[0].data.astype(dtype, copy=False), self.inputs[1].data.astype(dtype, copy=False)
+        grads = kernels.batch_norm_backward(gy.data.astype(dtype, copy=False), x, gamma, self.mean, self.invstd)
+        return tuple(Tensor._wrap(g) for g in grads)  # the engine casts each to its input's dtype
 
 
 def check_lrn_input(where, x):
@@ -60,7 +75,7 @@ def check_lrn_input(where, x):
     if x.ndim < 3:
         raise ValueError(f"{where}: expected an input of 3 or more dimensions (N, C, ...); "
                          f"got shape {tuple(x.shape)}")
-    _checks.check_float(where, x)
+    op_dtype(where, FLOAT_ONLY, (x,))
 
 
 def _local_response_norm(x, size, alpha, beta, k):
@@ -79,6 +94,11 @@ def _array(t):
     return t.data if isinstance(t, Tensor) else t
 
 
+def _values_per_channel(x):
+    """m, the number of values each channel's statistics are taken over (every axis but 1)."""
+    return x.shape[0] * int(np.prod(x.shape[2:], dtype=np.int64))
+
+
 def check_batch_norm_input(where, x, training, dims=(2, 3, 4), layout="2-D, 3-D or 4-D (N, C, ...)",
                            channels=None):
     """ValueError naming ``where`` unless x is a floating-point input of a rank in ``dims``, with
@@ -88,8 +108,8 @@ def check_batch_norm_input(where, x, training, dims=(2, 3, 4), layout="2-D, 3-D 
     if channels is not None and x.shape[1] != channels:
         raise ValueError(f"{where}: expected {channels} features (channels, axis 1); "
                          f"got {x.shape[1]} in an input of shape {tuple(x.shape)}")
-    _checks.check_float(where, x)
-    if training and x.data.size // x.shape[1] <= 1:  # one value: variance 0, and the unbiased one divides by 0
+    op_dtype(where, FLOAT_ONLY, (x,))
+    if training and _values_per_channel(x) <= 1:  # one value: variance 0, and the unbiased one divides by 0
         raise ValueError(f"{where}: expected more than 1 value per channel when training; "
                          f"got input of shape {tuple(x.shape)}")
 
@@ -109,9 +129,11 @@ def batch_norm(x, running_mean, running_var, weight, bias, training, momentum=0.
     channels = x.shape[1]
     for name, t in (("weight", weight), ("bias", bias), ("running_mean", running_mean),
                     ("running_var", running_var)):
-        if t is not None and tuple(t.shape) != (channels,):
-            raise ValueError(f"{op}: {name} of shape {tuple(t.shape)} does not match the {channels} channels "
-                             f"of the input of shape {tuple(x.shape)}")
+        if t is not None:
+            if tuple(t.shape) != (channels,):
+                raise ValueError(f"{op}: {name} of shape {tuple(t.shape)} does not match the {channels} channels "
+                                 f"of the input of shape {tuple(x.shape)}")
+            op_dtype(op, FLOAT_ONLY, (t,), name)
     if not training and (running_mean is None or running_var is None):
         raise ValueError(f"{op}: running_mean and running_var are needed in evaluation mode (training=False)")
     return _batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)
@@ -124,7 +146,7 @@ def _batch_norm(x, running_mean, running_var, weight, bias, training, momentum, 
     shape = (1, channels) + (1,) * (x.ndim - 2)
 
     if training:
-        m = x.data.size // channels
+        m = _values_per_channel(x)
         gamma = weight if weight is not None else Tensor._wrap(xp.ones(channels, dtype=x.dtype))
         beta = bias if bias is not None else Tensor._wrap(xp.zeros(channels, dtype=x.dtype))
         fn = BatchNorm(float(eps))
@@ -134,15 +156,20 @@ def _batch_norm(x, running_mean, running_var, weight, bias, training, momentum, 
             rm[...] = (1 - momentum) * rm + momentum * fn.mean
         if running_var is not None:
             rv = _array(running_var)
-            var = 1 / (fn.invstd * fn.invstd) - x.dtype.type(eps)  # the batch's biased variance
+            # the batch's biased variance, from invstd in the compute dtype; a constant channel's 0
+            # can come back a rounding error below 0, and a negative running variance is a NaN in eval
+            var = xp.maximum(1 / (fn.invstd * fn.invstd) - fn.invstd.dtype.type(eps), 0)
             rv[...] = (1 - momentum) * rv + momentum * var * (m / (m - 1))
         return y
 
-    mean = Tensor._wrap(_array(running_mean).astype(x.dtype).reshape(shape))
-    invstd = Tensor._wrap((1 / xp.sqrt(_array(running_var).astype(x.dtype) + x.dtype.type(eps))).reshape(shape))
-    y = (x - mean) * invstd
+    # Evaluation, in the compute dtype as in training, and back to x's dtype (a float16 input with a
+    # float32 weight gives float16). The casts are no-ops but for float16 or mixed dtypes.
+    dtype = compute_dtype(x.dtype)
+    mean = Tensor._wrap(_array(running_mean).astype(dtype).reshape(shape))
+    invstd = Tensor._wrap((1 / xp.sqrt(_array(running_var).astype(dtype) + dtype.type(eps))).reshape(shape))
+    y = (x.astype(dtype) - mean) * invstd
     if weight is not None:
-        y = y * weight.reshape(shape)
+        y = y * weight.reshape(shape).astype(dtype)
     if bias is not None:
-        y = y + bias.reshape(shape)
-    return y
+        y = y + bias.reshape(shape).astype(dtype)
+    return y.astype(x.dtype)

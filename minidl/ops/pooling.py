@@ -5,6 +5,7 @@ Sizes follow PyTorch exactly (``minidl.kernels.conv_output_size``): with
 would start inside the padding only. Ported models rely on these sizes.
 """
 from minidl import _checks, backend, kernels
+from minidl.ops._util import FLOAT_ONLY, compute_dtype, op_dtype
 from minidl.ops.shape import stack
 from minidl.tensor import Function
 
@@ -68,7 +69,9 @@ class AvgPool2d(Function):
 
     def forward(self, x):
         self.x_shape = x.shape
-        return kernels.avg_pool2d_forward(x, *self.args)
+        # a float16 window's sum overflows at 65504 where its mean does not
+        y = kernels.avg_pool2d_forward(x.astype(compute_dtype(x.dtype), copy=False), *self.args)
+        return y.astype(x.dtype, copy=False)
 
     def backward(self, gy):
         return AvgPool2dGrad(self.x_shape, *self.args)(gy)
@@ -84,7 +87,8 @@ class AvgPool2dGrad(Function):
         self.x_shape, self.args = tuple(x_shape), (kernel, stride, padding, ceil_mode, count_include_pad)
 
     def forward(self, gy):
-        return kernels.avg_pool2d_backward(gy, self.x_shape, *self.args)
+        gx = kernels.avg_pool2d_backward(gy.astype(compute_dtype(gy.dtype), copy=False), self.x_shape, *self.args)
+        return gx.astype(gy.dtype, copy=False)
 
     def backward(self, ggx):
         return AvgPool2d(*self.args)(ggx)
@@ -115,7 +119,7 @@ def check_pool_input(where, x, kernel, stride, padding, ceil_mode):
             f"{where}: the {kernel[0]}x{kernel[1]} window does not fit the input of shape {tuple(x.shape)} "
             f"with padding {padding} (output would be {out[0]}x{out[1]})"
         )
-    _checks.check_float(where, x)
+    op_dtype(where, FLOAT_ONLY, (x,))
 
 
 # --- user-facing functions ------------------------------------------------------
@@ -168,6 +172,7 @@ def adaptive_avg_pool2d(x, output_size):
     """
     op = "adaptive_avg_pool2d"
     _checks.check_ndim(op, x, (4,), "4-D (N, C, H, W)")
+    op_dtype(op, FLOAT_ONLY, (x,))  # here, or avg_pool2d or mean would report it under their names
     size = (output_size, output_size) if not isinstance(output_size, (tuple, list)) else tuple(output_size)
     if len(size) != 2 or not all(s is None or _checks.is_int(s) for s in size):
         raise ValueError(f"{op}: output_size must be an int, None, or a pair of them; got {output_size!r}")

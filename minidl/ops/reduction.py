@@ -5,14 +5,22 @@ copies each element of ``x`` to several places, then ``dL/dx`` is the sum of
 ``dL/dy`` over those places, ``sum_to(gy, x.shape)``; and the gradient of a
 sum is its upstream gradient copied back to every summed element.
 """
+import numpy as np
+
 from minidl import backend
-from minidl.ops._util import normalize_axis, pick_axis, pick_keepdims
+from minidl.ops._util import ANY, FLOAT_ONLY, normalize_axis, operands, pick_axis, pick_keepdims
 from minidl.tensor import Function
 
 
 def _keepdims_shape(shape, axes):
     """``shape`` with the reduced ``axes`` kept as size 1."""
     return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
+def _check_not_empty(op, shape, axes, what):
+    """ValueError unless every reduced axis has elements (a reduction over the others is fine)."""
+    if any(shape[a] == 0 for a in axes):
+        raise ValueError(f"{op}: cannot {what} over an empty axis; got shape {shape} with axis {axes}")
 
 
 class BroadcastTo(Function):
@@ -71,7 +79,8 @@ def sum_to(x, shape):
 
 
 class Sum(Function):
-    """y = sum of x over ``axis``.  dL/dx = dL/dy broadcast back over the summed axes."""
+    """y = sum of x over ``axis``.  dL/dx = dL/dy broadcast back over the summed axes.
+    Bool and integers are summed in int64, as in PyTorch (NumPy would sum uint8 in uint64)."""
 
     keep_inputs = keep_outputs = ()
 
@@ -81,7 +90,7 @@ class Sum(Function):
     def forward(self, x):
         self.in_shape = x.shape
         self.axes = normalize_axis("sum", self.axis, x.ndim)
-        return x.sum(axis=self.axes, keepdims=self.keepdims)
+        return x.sum(axis=self.axes, keepdims=self.keepdims, dtype=None if x.dtype.kind == "f" else np.int64)
 
     def backward(self, gy):
         return broadcast_to(gy.reshape(_keepdims_shape(self.in_shape, self.axes)), self.in_shape)
@@ -98,8 +107,7 @@ class Mean(Function):
     def forward(self, x):
         self.in_shape = x.shape
         self.axes = normalize_axis("mean", self.axis, x.ndim)
-        if x.size == 0:
-            raise ValueError(f"mean: cannot average an empty tensor of shape {x.shape}")
+        _check_not_empty("mean", x.shape, self.axes, "average")
         return x.mean(axis=self.axes, keepdims=self.keepdims)
 
     def backward(self, gy):
@@ -125,8 +133,7 @@ class _Extremum(Function):
 
     def forward(self, x):
         self.axes = normalize_axis(self.reduce, self.axis, x.ndim)
-        if x.size == 0:
-            raise ValueError(f"{self.reduce}: cannot reduce an empty tensor of shape {x.shape}")
+        _check_not_empty(self.reduce, x.shape, self.axes, "reduce")
         return getattr(x, self.reduce)(axis=self.axes, keepdims=self.keepdims)
 
     def backward(self, gy):
@@ -149,16 +156,17 @@ class Min(_Extremum):
 
 
 def sum(x, axis=None, keepdims=False, *, dim=None, keepdim=None):
-    return Sum(pick_axis(axis, dim), pick_keepdims(keepdims, keepdim))(x)
+    return Sum(pick_axis(axis, dim), pick_keepdims(keepdims, keepdim))(*operands("sum", ANY, x))
 
 
 def mean(x, axis=None, keepdims=False, *, dim=None, keepdim=None):
-    return Mean(pick_axis(axis, dim), pick_keepdims(keepdims, keepdim))(x)
+    """The mean over ``axis``; refused for bool and integers, as in PyTorch (convert them first)."""
+    return Mean(pick_axis(axis, dim), pick_keepdims(keepdims, keepdim))(*operands("mean", FLOAT_ONLY, x))
 
 
 def max(x, axis=None, keepdims=False, *, dim=None, keepdim=None):
-    return Max(pick_axis(axis, dim), pick_keepdims(keepdims, keepdim))(x)
+    return Max(pick_axis(axis, dim), pick_keepdims(keepdims, keepdim))(*operands("max", ANY, x))
 
 
 def min(x, axis=None, keepdims=False, *, dim=None, keepdim=None):
-    return Min(pick_axis(axis, dim), pick_keepdims(keepdims, keepdim))(x)
+    return Min(pick_axis(axis, dim), pick_keepdims(keepdims, keepdim))(*operands("min", ANY, x))

@@ -7,7 +7,7 @@ it back to the indexed positions, split it back into the concatenated pieces.
 import numpy as np
 
 from minidl import backend
-from minidl.ops._util import normalize_axis, pick_axis
+from minidl.ops._util import ANY, normalize_axis, operands, pick_axis
 from minidl.tensor import Function, Tensor
 
 
@@ -265,7 +265,7 @@ def concat(tensors, axis=0, *, dim=None):
                 f"concat: shapes {[x.shape for x in tensors]} differ outside axis {axis}; "
                 "all sizes but the joined axis must match"
             )
-    return Concat(axis)(*tensors)
+    return Concat(axis)(*operands("concat", ANY, *tensors))  # mixed dtypes promote, as in torch.cat
 
 
 cat = concat
