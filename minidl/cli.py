@@ -33,7 +33,6 @@ def _option(name, parse):
             raise argparse.ArgumentTypeError(f"must be {expected}; got {text!r}")
         return value
 
-    convert.__name__ = name  # argparse names the type in some messages
     return convert
 
 

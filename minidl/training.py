@@ -215,8 +215,10 @@ class Run:
         return path
 
     def restore(self, state, where="the checkpoint"):
-        """Continue from ``state`` (a `state()` read back). Everything is checked before anything
-        changes; a state that cannot serve raises CheckpointError naming ``where``."""
+        """Continue from ``state`` (a `state()` read back); a state that cannot serve raises
+        CheckpointError naming ``where``. The run's own counters and generator are checked first
+        and set last; the optimizer, scheduler and model each check all of their state before they
+        change any of it. (After a refusal the run is not meant to go on.)"""
         missing = [k for k in ("model", "optimizer", "scheduler", "epoch", "step", "sums", "history", "rng")
                    if k not in state]
         if missing:
@@ -246,8 +248,7 @@ class Run:
         except (TypeError, ValueError) as e:
             raise CheckpointError(f"{where}: its random generator state is unusable ({e})") from None
         try:
-            # Each load_state_dict checks all of its state before it changes anything; the model
-            # goes last, so nothing is half loaded when the others refuse.
+            # The weights last: a refused optimizer or scheduler state leaves them as they were.
             self.optimizer.load_state_dict(state["optimizer"])
             if self.scheduler is not None:
                 self.scheduler.load_state_dict(state["scheduler"])
