@@ -1,26 +1,40 @@
-"""What every benchmark shares: the process's thread settings, timing by median of repeats, and
-a header naming the machine; for the benchmarks that take ``--device``, the device they run on,
-timed between device synchronisations. Every benchmark imports this module first, before NumPy."""
+"""What every benchmark shares: the process's thread settings, timing by median of repeats, a
+header naming the machine, and running each framework in a process of its own (`run_sides`); for
+the benchmarks that take ``--device``, the device they run on, timed between device
+synchronisations. Every benchmark imports this module first, before NumPy."""
 import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 
-# A benchmark is a process of its own, so it sets its threads as the `minidl` command does
+# The framework this process measures, when `run_sides` started it to measure one ("minidl" or
+# "torch"); None in a benchmark's own process.
+SIDE = os.environ.get("MINIDL_BENCH_SIDE")
+# The environment as the user started the benchmark, before the settings below: what each side's
+# process starts from.
+USER_ENVIRONMENT = dict(os.environ)
+
+# A process that runs minidl sets its threads as the `minidl` command does
 # (minidl.threads.configure_process), plus OpenBLAS's thread timeout, which OpenBLAS reads once when
 # NumPy loads it: by default its worker threads spin for 2**28 cycles (about 0.1 s) after each
-# GEMM, competing with any other thread pool on the cores (the Numba kernels' between two GEMMs,
-# PyTorch's where it is loaded too). With PyTorch in the same process (bench_train.py, 2 cores)
-# minidl trained LeNet-5 at 1,300-1,500 img/s with the default and 3,000-3,250 with 2**4 cycles.
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+# GEMM, competing with any other thread pool on the cores (the Numba kernels' between two GEMMs).
+# A process that measures PyTorch is left as a PyTorch user's would be: OMP_WAIT_POLICY=PASSIVE
+# alone cost PyTorch 25-30% of its LeNet-5 throughput on 2 cores.
+if SIDE != "torch":
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 import numpy as np  # noqa: E402
 
-from minidl.threads import configure_process  # noqa: E402
+if SIDE != "torch":
+    from minidl.threads import configure_process
 
-configure_process()
+    configure_process()
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS",
+                    "OPENBLAS_THREAD_TIMEOUT", "OMP_WAIT_POLICY")
 
 
 def median_time(fn, repeat=7, number=None, min_time=0.2):
@@ -84,13 +98,57 @@ def machine_header(device=None):
     torch = try_import_torch()
     if torch is not None:
         lines.append(f"torch {torch.__version__}, torch threads {torch.get_num_threads()}")
-    env = {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                                      "NUMBA_NUM_THREADS", "OPENBLAS_THREAD_TIMEOUT", "OMP_WAIT_POLICY")
-           if k in os.environ}
-    lines.append(f"thread settings: {env or 'library defaults'}")
+    lines.append(f"thread settings: {thread_settings()}")
     if device is not None and device.cuda:
         lines += device.header(torch)
     return lines
+
+
+def thread_settings():
+    """This process's thread variables, as a report prints them."""
+    return {k: os.environ[k] for k in THREAD_VARIABLES if k in os.environ} or "library defaults"
+
+
+def side_header(torch=None):
+    """One line on how this process, measuring one framework, computes: its BLAS and thread
+    settings (and PyTorch's threads, given ``torch``)."""
+    if torch is not None:
+        info = [line.strip() for line in torch.__config__.parallel_info().splitlines()]
+        described = [line for line in info if "parallel backend" in line.lower() or "Math Kernel" in line
+                     or "BLAS" in line]
+        return (f"torch {torch.__version__}, {torch.get_num_threads()} threads; {'; '.join(described)}; "
+                f"thread settings: {thread_settings()}")
+    import minidl
+
+    try:
+        blas = np.show_config(mode="dicts").get("Build Dependencies", {}).get("blas", {})
+        blas = f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
+    except (TypeError, AttributeError):
+        blas = "?"
+    return (f"minidl {minidl.__version__}, {minidl.config.kernels} kernels; numpy BLAS {blas}; "
+            f"thread settings: {thread_settings()}")
+
+
+def run_sides(script, args, rounds, sides=("minidl", "torch")):
+    """Measure each side in a process of its own, alternating (minidl, torch, minidl, torch, ...)
+    for ``rounds`` rounds, so that neither framework's thread pools or settings reach the other's,
+    and a slow spell of the machine falls on both. Each process is ``script`` with ``args`` and
+    MINIDL_BENCH_SIDE naming its side; it prints one JSON object as its last line of output
+    (`report_side`). Returns ``{side: [that object, one per round]}``."""
+    results = {side: [] for side in sides}
+    for _ in range(rounds):
+        for side in sides:
+            done = subprocess.run([sys.executable, script, *args], env=dict(USER_ENVIRONMENT, MINIDL_BENCH_SIDE=side),
+                                  capture_output=True, text=True)
+            if done.returncode != 0:
+                raise RuntimeError(f"the {side} process of {os.path.basename(script)} failed:\n{done.stderr}")
+            results[side].append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return results
+
+
+def report_side(payload):
+    """Hand this side's results to `run_sides`, in the parent process."""
+    print(json.dumps(payload))
 
 
 def add_kernels_option(parser):

@@ -3,12 +3,18 @@
 One training step is forward, cross-entropy, backward and an Adam update on a batch of 1x32x32
 float32 images. Synthetic data: the arithmetic is the same as on MNIST, and no download is needed.
 
+On the CPU each framework runs in a process of its own, minidl's and PyTorch's alternating for
+``--rounds`` rounds (each process times every batch size); the table gives each side's median over
+the rounds and their ratio. ``--same-process`` times both in this one process instead, for
+profiling: there each framework's threads and settings reach the other's, so its ratio is not a
+fair comparison.
+
 With ``--device cuda`` both run on the GPU (PyTorch CUDA beside minidl's CUDA kernels), every step
 timed between device synchronisations and the first step of each (kernel compiles, library
 set-up) reported apart from the median; full float32 unless ``--tf32``.
 
-    python benchmarks/bench_train.py [--batch-sizes 64 256] [--steps 30] [--kernels numba] [--json out.json]
-                                     [--device cuda [--tf32]]
+    python benchmarks/bench_train.py [--batch-sizes 64 256] [--steps 30] [--rounds 3] [--kernels numba]
+                                     [--json out.json] [--same-process] [--device cuda [--tf32]]
 """
 import argparse
 import os
@@ -18,15 +24,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # _common first, before NumPy loads: it sets this process's threads
-from _common import (Device, add_device_option, add_kernels_option, gpu_times, machine_header,  # noqa: E402
-                     select_device, select_kernels, start_cuda_report, try_import_torch, write_json)
+from _common import (SIDE, Device, add_device_option, add_kernels_option, gpu_times, machine_header,  # noqa: E402
+                     report_side, run_sides, select_device, select_kernels, side_header, start_cuda_report,
+                     try_import_torch, write_json)
 import numpy as np  # noqa: E402
-
-import minidl as mdl  # noqa: E402
-
-
-import minidl.nn.functional as F  # noqa: E402
-from minidl_models import lenet5  # noqa: E402
 
 
 def images_per_second(step, batch_size, steps, warmup=3):
@@ -42,6 +43,10 @@ def images_per_second(step, batch_size, steps, warmup=3):
 
 
 def minidl_step(batch_size, device=Device()):
+    import minidl as mdl
+    import minidl.nn.functional as F
+    from minidl_models import lenet5
+
     mdl.manual_seed(0)
     model = lenet5().to(device.name)
     opt = mdl.optim.Adam(model.parameters(), lr=1e-3)
@@ -80,29 +85,64 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256])
     p.add_argument("--steps", type=int, default=30, help="timed steps per measurement")
+    p.add_argument("--rounds", type=int, default=3, help="processes per framework, alternating (CPU)")
+    p.add_argument("--same-process", action="store_true",
+                   help="time both frameworks in this process (for profiling; not a fair comparison)")
     add_kernels_option(p)
     p.add_argument("--json", default=None)
     add_device_option(p)
     args = p.parse_args(argv)
     device = select_device(p, args)
+    if SIDE == "torch":  # a PyTorch process loads nothing of minidl
+        return measure_side(args)
     select_kernels(args)
+    if SIDE == "minidl":
+        return measure_side(args)
     if device.cuda:
         return main_cuda(args, device)
 
     for line in machine_header():
         print(line)
-    torch = try_import_torch()
-    print(f"\nLeNet-5 training step (forward + backward + Adam), float32, median of {args.steps} steps\n")
+    if args.same_process:
+        torch = try_import_torch()
+        print(f"\nLeNet-5 training step (forward + backward + Adam), float32, median of {args.steps} steps, "
+              "BOTH IN THIS ONE PROCESS (for profiling: not a fair comparison)\n")
+        measured = [{"minidl": images_per_second(minidl_step(bs), bs, args.steps),
+                     "torch": images_per_second(torch_step(torch, bs), bs, args.steps) if torch else None}
+                    for bs in args.batch_sizes]
+    else:
+        child = ["--batch-sizes", *map(str, args.batch_sizes), "--steps", str(args.steps)]
+        child += ["--kernels", args.kernels] if args.kernels else []
+        sides = ("minidl", "torch") if try_import_torch() else ("minidl",)
+        runs = run_sides(os.path.abspath(__file__), child, args.rounds, sides)
+        print(f"\nLeNet-5 training step (forward + backward + Adam), float32, median of {args.steps} steps in each "
+              f"process; each framework in {args.rounds} process(es) of its own, alternating, and the median of "
+              "those\n")
+        for side in sides:
+            print(f"{side} processes: {runs[side][0]['header']}")
+        print()
+        measured = [{side: statistics.median(run["images_per_s"][i] for run in runs[side]) for side in sides}
+                    for i in range(len(args.batch_sizes))]
     print(f"{'batch':>6} {'minidl img/s':>13} {'torch img/s':>12} {'minidl/torch':>13}")
     rows = []
-    for bs in args.batch_sizes:
-        ours = images_per_second(minidl_step(bs), bs, args.steps)
-        ref = images_per_second(torch_step(torch, bs), bs, args.steps) if torch else None
+    for bs, m in zip(args.batch_sizes, measured):
+        ours, ref = m["minidl"], m.get("torch")
         rows.append({"batch_size": bs, "minidl_images_per_s": ours, "torch_images_per_s": ref})
         ratio = f"{ours / ref:13.2f}" if ref else f"{'-':>13}"
         ref_s = f"{ref:12.0f}" if ref else f"{'-':>12}"
         print(f"{bs:6d} {ours:13.0f} {ref_s} {ratio}")
-    write_json(args.json, {"kernels": mdl.config.kernels, "rows": rows})
+    import minidl as mdl
+
+    write_json(args.json, {"kernels": mdl.config.kernels, "same_process": args.same_process,
+                           "rounds": None if args.same_process else args.rounds, "rows": rows})
+
+
+def measure_side(args):
+    """In a process `run_sides` started: time this side at every batch size and report."""
+    torch = try_import_torch() if SIDE == "torch" else None
+    step = (lambda bs: torch_step(torch, bs)) if SIDE == "torch" else minidl_step
+    report_side({"header": side_header(torch),
+                 "images_per_s": [images_per_second(step(bs), bs, args.steps) for bs in args.batch_sizes]})
 
 
 def main_cuda(args, device):
@@ -128,6 +168,8 @@ def main_cuda(args, device):
         ref_s = f"{ref:12.0f}" if ref else f"{'-':>12}"
         ref_first_s = f"{ref_first:12.3f}" if ref_first else f"{'-':>12}"
         print(f"{bs:6d} {ours:13.0f} {ref_s} {ratio} {first:13.3f} {ref_first_s}")
+    import minidl as mdl
+
     write_json(args.json, {"device": "cuda", "tf32": device.tf32, "kernels": mdl.config.kernels, "rows": rows})
 
 

@@ -1,0 +1,30 @@
+"""benchmarks/bench_train.py: each framework is timed in processes of its own, alternating, and the
+PyTorch processes keep the thread settings the user started the benchmark with."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+# What minidl's processes set (minidl.threads.configure_process, benchmarks/_common.py); this test's
+# own process has them, and the benchmark is started without them, as a user would start it.
+THREAD_VARIABLES = ("OMP_WAIT_POLICY", "NUMBA_NUM_THREADS", "OPENBLAS_THREAD_TIMEOUT")
+SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", "bench_train.py")
+
+
+def test_each_framework_in_its_own_processes(tmp_path):
+    pytest.importorskip("torch")
+    env = {k: v for k, v in os.environ.items() if k not in THREAD_VARIABLES}
+    done = subprocess.run([sys.executable, SCRIPT, "--batch-sizes", "8", "--steps", "2", "--rounds", "1",
+                           "--json", str(tmp_path / "out.json")], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    torch_line = next(line for line in out.splitlines() if line.startswith("torch processes:"))
+    minidl_line = next(line for line in out.splitlines() if line.startswith("minidl processes:"))
+    assert "thread settings: library defaults" in torch_line  # minidl's settings never reach PyTorch
+    assert "'OMP_WAIT_POLICY': 'PASSIVE'" in minidl_line
+    assert "each framework in 1 process(es) of its own, alternating" in out
+    row = json.loads((tmp_path / "out.json").read_text())["rows"][0]
+    assert row["batch_size"] == 8 and row["minidl_images_per_s"] > 0 and row["torch_images_per_s"] > 0
