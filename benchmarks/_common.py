@@ -129,20 +129,27 @@ def side_header(torch=None):
             f"thread settings: {thread_settings()}")
 
 
+def run_side(script, side, args):
+    """Run ``script`` with ``args`` in a process that measures ``side`` ("minidl" or "torch"): it
+    starts from the environment the user started this benchmark with, and MINIDL_BENCH_SIDE tells
+    it its side. Returns the JSON object it printed last (`report_side`); RuntimeError with the
+    end of its stderr if it failed."""
+    done = subprocess.run([sys.executable, script, *args], env=dict(USER_ENVIRONMENT, MINIDL_BENCH_SIDE=side),
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"the {side} process of {os.path.basename(script)} failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def run_sides(script, args, rounds, sides=("minidl", "torch")):
-    """Measure each side in a process of its own, alternating (minidl, torch, minidl, torch, ...)
-    for ``rounds`` rounds, so that neither framework's thread pools or settings reach the other's,
-    and a slow spell of the machine falls on both. Each process is ``script`` with ``args`` and
-    MINIDL_BENCH_SIDE naming its side; it prints one JSON object as its last line of output
-    (`report_side`). Returns ``{side: [that object, one per round]}``."""
+    """Measure each side in processes of its own (`run_side`), alternating (minidl, torch, minidl,
+    torch, ...) for ``rounds`` rounds, so that neither framework's thread pools or settings reach
+    the other's, and a slow spell of the machine falls on both. Returns ``{side: [the object each
+    of its processes reported, one per round]}``."""
     results = {side: [] for side in sides}
     for _ in range(rounds):
         for side in sides:
-            done = subprocess.run([sys.executable, script, *args], env=dict(USER_ENVIRONMENT, MINIDL_BENCH_SIDE=side),
-                                  capture_output=True, text=True)
-            if done.returncode != 0:
-                raise RuntimeError(f"the {side} process of {os.path.basename(script)} failed:\n{done.stderr}")
-            results[side].append(json.loads(done.stdout.strip().splitlines()[-1]))
+            results[side].append(run_side(script, side, args))
     return results
 
 

@@ -2,8 +2,11 @@
 
 Models: LeNet-5 (batch 64, 1x32x32), ResNet-18 at CIFAR size (batch 32, 3x32x32) and ResNet-50 at
 ImageNet size (batch 8, 3x224x224); ``--batch`` and ``--image-size`` change the batch and the
-ResNets' input size. Each (library, model) pair runs in a fresh subprocess, so its peak memory (the
-process's maximum resident set size, interpreter and library included) is its own.
+ResNets' input size. Each (library, model) pair runs in fresh processes of its own, minidl's and
+PyTorch's alternating for ``--rounds`` rounds (CPU), each from the environment the benchmark was
+started with, so neither library's thread settings reach the other, and its peak memory (the
+process's maximum resident set size, interpreter and library included) is its own. The table gives
+the median step time over the rounds and the largest peak.
 
 With ``--device cuda`` both libraries train on the GPU; every step is timed between device
 synchronisations, the first step (kernel compiles, cuBLAS and cuDNN set-up) is reported apart from
@@ -11,22 +14,20 @@ the median, and peak memory is GPU memory: for minidl the most bytes in use in C
 during a step (tracked by a CuPy memory hook) and the most the pool held, for PyTorch
 ``torch.cuda.max_memory_allocated`` and ``max_memory_reserved``. Full float32 unless ``--tf32``.
 
-    python benchmarks/bench_models.py [--steps 5] [--models lenet5 resnet18 resnet50] [--json out.json]
+    python benchmarks/bench_models.py [--steps 5] [--rounds 2] [--models lenet5 resnet18 resnet50] [--json out.json]
                                       [--batch 64] [--image-size 224] [--device cuda [--tf32]]
 """
 import argparse
-import json
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # _common first, before NumPy loads: it sets this process's threads
-from _common import (Device, add_device_option, gpu_times, machine_header, select_device,  # noqa: E402
-                     start_cuda_report, try_import_torch, write_json)
+from _common import (SIDE, Device, add_device_option, gpu_times, machine_header, report_side,  # noqa: E402
+                     run_side, select_device, side_header, start_cuda_report, try_import_torch, write_json)
 import numpy as np  # noqa: E402
 
 
@@ -171,16 +172,16 @@ def child_cuda(library, name, steps, batch, shape, classes, device):
         torch.cuda.reset_peak_memory_stats()
         first, median = gpu_times(step, lambda: device.torch_sync(torch), steps)
         used, held = torch.cuda.max_memory_allocated(), torch.cuda.max_memory_reserved()
-    print(json.dumps({"seconds": median, "first_step_s": first,
-                      "peak_mib": None if used is None else used / 2 ** 20, "held_mib": held / 2 ** 20}))
+    report_side({"seconds": median, "first_step_s": first,
+                 "peak_mib": None if used is None else used / 2 ** 20, "held_mib": held / 2 ** 20})
 
 
-def child(library, name, steps, batch=None, image_size=None, device=Device()):
-    """Runs in the subprocess: time ``steps`` steps after one warm-up, print JSON."""
+def child(name, steps, batch=None, image_size=None, device=Device()):
+    """Runs in a process of one library (`SIDE`): time ``steps`` steps after one warm-up, report."""
     batch, shape, classes = case(name, batch, image_size)
     if device.cuda:
-        return child_cuda(library, name, steps, batch, shape, classes, device)
-    step = (minidl_step if library == "minidl" else torch_step)(name, batch, shape, classes)
+        return child_cuda(SIDE, name, steps, batch, shape, classes, device)
+    step = (minidl_step if SIDE == "minidl" else torch_step)(name, batch, shape, classes)
     step()
     times = []
     for _ in range(steps):
@@ -188,33 +189,37 @@ def child(library, name, steps, batch=None, image_size=None, device=Device()):
         step()
         times.append(time.perf_counter() - t0)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-    print(json.dumps({"seconds": statistics.median(times), "peak_mib": peak_mib}))
+    report_side({"seconds": statistics.median(times), "peak_mib": peak_mib,
+                 "header": side_header(try_import_torch() if SIDE == "torch" else None)})
 
 
 def run_child(library, name, steps, extra=()):
-    done = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", library, name, "--steps", str(steps),
-                           *extra], capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"{library} {name} failed:\n{done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_side(os.path.abspath(__file__), library, ["--child", name, "--steps", str(steps), *extra])
+
+
+def over_rounds(results):
+    """One row's cell from its processes: the median step time and the largest peak."""
+    return {"seconds": statistics.median(r["seconds"] for r in results),
+            "peak_mib": max(r["peak_mib"] for r in results), "rounds": results}
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=5, help="timed steps per model (median reported)")
+    p.add_argument("--rounds", type=int, default=2, help="processes per library and model, alternating (CPU)")
     p.add_argument("--models", nargs="+", default=list(CASES), choices=list(CASES))
     p.add_argument("--json", default=None)
     p.add_argument("--batch", type=int, default=None, help="batch size for every model (default: each model's own)")
     p.add_argument("--image-size", type=int, default=None, metavar="PIXELS",
                    help="square input size for the ResNets (default: each model's own; LeNet-5 takes 32 only)")
     add_device_option(p)
-    p.add_argument("--child", nargs=2, metavar=("LIBRARY", "MODEL"), help=argparse.SUPPRESS)
+    p.add_argument("--child", metavar="MODEL", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.image_size is not None and "lenet5" in args.models and args.image_size != 32 and not args.child:
         p.error("lenet5 takes 32x32 images only; leave it out of --models to change --image-size")
     device = select_device(p, args)
     if args.child:
-        return child(args.child[0], args.child[1], args.steps, args.batch, args.image_size, device)
+        return child(args.child, args.steps, args.batch, args.image_size, device)
     extra = [*(["--batch", str(args.batch)] if args.batch else []),
              *(["--image-size", str(args.image_size)] if args.image_size else [])]
     if device.cuda:
@@ -223,15 +228,23 @@ def main(argv=None):
     for line in machine_header():
         print(line)
     have_torch = try_import_torch() is not None
-    print(f"\ntraining step (forward + backward + SGD momentum), float32, median of {args.steps} steps; "
-          "peak = max RSS of the process\n")
-    print(f"{'model':10} {'batch':>5} {'input':>11} | {'minidl s':>9} {'torch s':>8} {'ratio':>6} | "
-          f"{'minidl MiB':>10} {'torch MiB':>9}")
+    print(f"\ntraining step (forward + backward + SGD momentum), float32, median of {args.steps} steps in each "
+          f"process; each library in {args.rounds} process(es) of its own per model, alternating, and the median "
+          "of those; peak = the largest max RSS of its processes\n")
     rows = []
     for name in args.models:
         batch, shape, _ = case(name, args.batch, args.image_size)
-        ours = run_child("minidl", name, args.steps, extra)
-        ref = run_child("torch", name, args.steps, extra) if have_torch else None
+        runs = {library: [] for library in ("minidl", "torch") if library == "minidl" or have_torch}
+        for _ in range(args.rounds):
+            for library, results in runs.items():
+                results.append(run_child(library, name, args.steps, extra))
+        if not rows:  # the first model's processes say how each library computes, above the table
+            for library, results in runs.items():
+                print(f"{library} processes: {results[0]['header']}")
+            print(f"\n{'model':10} {'batch':>5} {'input':>11} | {'minidl s':>9} {'torch s':>8} {'ratio':>6} | "
+                  f"{'minidl MiB':>10} {'torch MiB':>9}")
+        ours = over_rounds(runs["minidl"])
+        ref = over_rounds(runs["torch"]) if have_torch else None
         rows.append({"model": name, "batch": batch, "minidl": ours, "torch": ref})
         r = (f"{ref['seconds']:8.3f} {ours['seconds'] / ref['seconds']:6.2f}" if ref else f"{'-':>8} {'-':>6}")
         rm = f"{ref['peak_mib']:9.0f}" if ref else f"{'-':>9}"
