@@ -10,12 +10,16 @@ backward time spent inside np.matmul, which runs every GEMM of minidl's convolut
 is data movement (im2col, col2im, the Winograd transforms, the bias). The machine's float32
 GEMM rate and the Numba first-call (compile or cache load) time are printed for context.
 
+On the CPU minidl and PyTorch each run the whole suite in processes of their own, alternating for
+``--rounds`` rounds, each process from the environment the benchmark was started with (so neither
+library's thread settings reach the other); every time is the median over the rounds.
+
 With ``--device cuda`` every layer runs on the GPU instead, next to PyTorch CUDA: minidl's CUDA
 kernels with im2col and with Winograd, each forward and forward + backward timed between device
 synchronisations, the first call of the process (kernel compiles, cuBLAS and cuDNN set-up)
 apart from the median of the later ones; full float32 unless ``--tf32``.
 
-    python benchmarks/bench_conv.py [--quick] [--repeat 5] [--json out.json] [--device cuda [--tf32]]
+    python benchmarks/bench_conv.py [--quick] [--repeat 5] [--rounds 2] [--json out.json] [--device cuda [--tf32]]
 """
 import argparse
 import os
@@ -25,8 +29,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # _common first, before NumPy loads: it sets this process's threads
-from _common import (add_device_option, gpu_times, machine_header, median_time, select_device,  # noqa: E402
-                     start_cuda_report, try_import_torch, write_json)
+from _common import (SIDE, add_device_option, gpu_times, machine_header, median_time, report_side,  # noqa: E402
+                     run_sides, select_device, side_header, start_cuda_report, try_import_torch, write_json)
 import numpy as np  # noqa: E402
 
 import minidl as mdl  # noqa: E402
@@ -165,26 +169,10 @@ def geomean(values):
     return float(np.exp(np.mean(np.log(values)))) if values else None
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="a quarter of the batch (LeNet 32, the others 2)")
-    p.add_argument("--repeat", type=int, default=5, help="rounds per measurement; the median is reported")
-    p.add_argument("--json", default=None, help="also write the results here")
-    add_device_option(p)
-    args = p.parse_args(argv)
-    device = select_device(p, args)
-    if device.cuda:
-        return main_cuda(args, device)
-
-    for line in machine_header():
-        print(line)
-    torch = try_import_torch()
-    suite = [(name, (max(2, shape[0] // 4),) + shape[1:] if args.quick else shape, oc, k, s, pad)
-             for name, shape, oc, k, s, pad in SUITE]
-    peak = gemm_gflops(args.repeat)
-    cold = compile_seconds()
-    # One library at a time: OpenBLAS's and PyTorch's idle worker threads spin for a while after
-    # each call, and interleaving the two on few cores would time each against the other's spinning.
+def measure_minidl_suite(suite, repeat):
+    """In a minidl process: the GEMM rate, the kernels' first call, and every config's times and
+    auto's GEMM share on each layer of ``suite``."""
+    peak, cold = gemm_gflops(repeat), compile_seconds()
     ours, shares = [], []
     for _, shape, oc, k, s, pad in suite:
         inputs = layer_inputs(shape, oc, k)
@@ -194,22 +182,61 @@ def main(argv=None):
                 times[label] = (None, None)
                 continue
             with mdl.using_config("kernels", kernel_set), mdl.using_config("conv_algorithm", algorithm):
-                times[label] = measure_minidl(*inputs, s, pad, args.repeat)
+                times[label] = measure_minidl(*inputs, s, pad, repeat)
         ours.append(times)
         with mdl.using_config("kernels", "numba"), mdl.using_config("conv_algorithm", "auto"):
-            shares.append(gemm_share(*inputs, s, pad, args.repeat))
-    theirs = [(None, None)] * len(suite)
-    if torch is not None:
-        time.sleep(1)
-        theirs = [measure_torch(torch, *layer_inputs(shape, oc, k), s, pad, args.repeat)
-                  for _, shape, oc, k, s, pad in suite]
+            shares.append(gemm_share(*inputs, s, pad, repeat))
+    return {"header": side_header(), "gemm_gflops": peak, "first_call_s": cold, "times": ours, "shares": shares}
 
+
+def median_cells(runs):
+    """The median over processes of every time in a (nested) result, cell by cell; None stays None."""
+    first = runs[0]
+    if isinstance(first, dict):
+        return {key: median_cells([run[key] for run in runs]) for key in first}
+    if isinstance(first, (list, tuple)):
+        return [median_cells([run[i] for run in runs]) for i in range(len(first))]
+    return None if first is None else statistics.median(runs)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="a quarter of the batch (LeNet 32, the others 2)")
+    p.add_argument("--repeat", type=int, default=5, help="rounds per measurement; the median is reported")
+    p.add_argument("--rounds", type=int, default=2, help="processes per library, alternating (CPU)")
+    p.add_argument("--json", default=None, help="also write the results here")
+    add_device_option(p)
+    args = p.parse_args(argv)
+    device = select_device(p, args)
+    if device.cuda:
+        return main_cuda(args, device)
+    suite = [(name, (max(2, shape[0] // 4),) + shape[1:] if args.quick else shape, oc, k, s, pad)
+             for name, shape, oc, k, s, pad in SUITE]
+    if SIDE == "minidl":
+        return report_side(measure_minidl_suite(suite, args.repeat))
+    if SIDE == "torch":
+        torch = try_import_torch()
+        return report_side({"header": side_header(torch),
+                            "times": [measure_torch(torch, *layer_inputs(shape, oc, k), s, pad, args.repeat)
+                                      for _, shape, oc, k, s, pad in suite]})
+
+    for line in machine_header():
+        print(line)
+    sides = ("minidl", "torch") if try_import_torch() else ("minidl",)
+    runs = run_sides(os.path.abspath(__file__), ["--repeat", str(args.repeat)] + (["--quick"] if args.quick else []),
+                     args.rounds, sides)
+    peak, ours, shares = (median_cells([run[key] for run in runs["minidl"]]) for key in ("gemm_gflops", "times", "shares"))
+    cold = runs["minidl"][0]["first_call_s"]
+    theirs = median_cells([run["times"] for run in runs["torch"]]) if "torch" in runs else [(None, None)] * len(suite)
+    for side in sides:
+        print(f"{side} processes: {runs[side][0]['header']}")
     print(f"float32 GEMM (np.matmul 2048x2048): {peak:.1f} GFLOP/s")
-    print(f"Numba kernels: first call in this process {cold:.2f} s (a cold compile when the on-disk cache is "
-          "empty, else loading it); every time below is warm")
+    print(f"Numba kernels: first call in the first minidl process {cold:.2f} s (a cold compile when the on-disk "
+          "cache is empty, else loading it); every time below is warm")
     if hasattr(os, "getloadavg"):  # other work on the machine skews every number below
         print("load average (1, 5, 15 min) after the run: " + ", ".join(f"{v:.2f}" for v in os.getloadavg()))
-    print(f"\nconv2d float32, milliseconds, median of {args.repeat} rounds. numpy = the NumPy reference kernels "
+    print(f"\nconv2d float32, milliseconds, median of {args.repeat} rounds in each process and of {args.rounds} "
+          "process(es) per library, alternating. numpy = the NumPy reference kernels "
           "(im2col); im2col and winograd = Numba kernels; auto = what minidl runs by default.\n"
           "vs torch = torch time / auto time (speed, higher is better); vs numpy = numpy time / auto time; "
           "%gemm = share of auto's forward+backward time inside np.matmul.")
@@ -243,7 +270,7 @@ def main(argv=None):
         width = len(head) - 17 - (6 if index else 0)  # up to the "vs torch" column
         print(f"{'geometric mean':<{width}}" + (f"{s:8.2f}" if s else f"{'-':>8}") + f" {g:8.2f}")
     write_json(args.json, {"gemm_gflops": peak, "numba_first_call_s": cold, "quick": args.quick,
-                           "repeat": args.repeat, "rows": rows})
+                           "repeat": args.repeat, "rounds": args.rounds, "rows": rows})
 
 
 # --- on a GPU ---------------------------------------------------------------------------------
