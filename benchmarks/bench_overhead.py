@@ -1,31 +1,36 @@
 """Per-op overhead: how long a small add and its backward take in minidl, NumPy and PyTorch.
 
 For tiny arrays the arithmetic is nothing; what is measured is the framework's bookkeeping per op
-(wrapping arrays, recording the graph, walking it backward).
+(wrapping arrays, recording the graph, walking it backward). minidl (with NumPy's bare add for
+scale) and PyTorch run in processes of their own, alternating for ``--rounds`` rounds, each from the
+environment the benchmark was started with; every time is the median over the rounds.
 
-    python benchmarks/bench_overhead.py [--size 16] [--json out.json]
+    python benchmarks/bench_overhead.py [--size 16] [--rounds 3] [--json out.json]
 """
 import argparse
 import os
+import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # _common first, before NumPy loads: it sets this process's threads
-from _common import machine_header, median_time, try_import_torch, write_json  # noqa: E402
+from _common import (SIDE, machine_header, median_time, report_side, run_sides, side_header,  # noqa: E402
+                     try_import_torch, write_json)
 import numpy as np  # noqa: E402
 
-import minidl as mdl  # noqa: E402
 
-
-
-
-def measure(size):
+def operands(size):
     rng = np.random.default_rng(0)
-    a_np = rng.standard_normal((size, size)).astype(np.float32)
-    b_np = rng.standard_normal((size, size)).astype(np.float32)
-    rows = []
+    return (rng.standard_normal((size, size)).astype(np.float32),
+            rng.standard_normal((size, size)).astype(np.float32))
 
-    rows.append(("numpy", "a + b", median_time(lambda: a_np + b_np)))
+
+def measure_minidl(size):
+    """(library, operation, seconds) rows of NumPy's bare add and of minidl's."""
+    import minidl as mdl
+
+    a_np, b_np = operands(size)
+    rows = [("numpy", "a + b", median_time(lambda: a_np + b_np))]
 
     a, b = mdl.tensor(a_np), mdl.tensor(b_np)
     rows.append(("minidl", "a + b (no grad)", median_time(lambda: a + b)))
@@ -38,20 +43,22 @@ def measure(size):
         (ag + bg).backward(g)
 
     rows.append(("minidl", "a + b, backward", median_time(fwd_bwd)))
+    return rows
 
-    torch = try_import_torch()
-    if torch is not None:
-        ta, tb = torch.from_numpy(a_np), torch.from_numpy(b_np)
-        rows.append(("torch", "a + b (no grad)", median_time(lambda: ta + tb)))
-        tag, tbg = ta.clone().requires_grad_(), tb.clone().requires_grad_()
-        rows.append(("torch", "a + b (recording)", median_time(lambda: tag + tbg)))
-        tgrad = torch.ones_like(ta)
 
-        def torch_fwd_bwd():
-            tag.grad = tbg.grad = None
-            (tag + tbg).backward(tgrad)
+def measure_torch(torch, size):
+    a_np, b_np = operands(size)
+    ta, tb = torch.from_numpy(a_np), torch.from_numpy(b_np)
+    rows = [("torch", "a + b (no grad)", median_time(lambda: ta + tb))]
+    tag, tbg = ta.clone().requires_grad_(), tb.clone().requires_grad_()
+    rows.append(("torch", "a + b (recording)", median_time(lambda: tag + tbg)))
+    tgrad = torch.ones_like(ta)
 
-        rows.append(("torch", "a + b, backward", median_time(torch_fwd_bwd)))
+    def torch_fwd_bwd():
+        tag.grad = tbg.grad = None
+        (tag + tbg).backward(tgrad)
+
+    rows.append(("torch", "a + b, backward", median_time(torch_fwd_bwd)))
     return rows
 
 
@@ -59,13 +66,25 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", type=int, default=16, help="arrays are size x size float32")
     p.add_argument("--json", default=None, help="also write the results here")
+    p.add_argument("--rounds", type=int, default=3, help="processes per library, alternating")
     args = p.parse_args(argv)
+    if SIDE == "minidl":
+        return report_side({"header": side_header(), "rows": measure_minidl(args.size)})
+    if SIDE == "torch":
+        torch = try_import_torch()
+        return report_side({"header": side_header(torch), "rows": measure_torch(torch, args.size)})
 
     for line in machine_header():
         print(line)
-    rows = measure(args.size)
+    sides = ("minidl", "torch") if try_import_torch() else ("minidl",)
+    runs = run_sides(os.path.abspath(__file__), ["--size", str(args.size)], args.rounds, sides)
+    for side in sides:
+        print(f"{side} processes: {runs[side][0]['header']}")
+    rows = [(lib, op, statistics.median(run["rows"][i][2] for run in runs[side]))
+            for side in sides for i, (lib, op, _) in enumerate(runs[side][0]["rows"])]
     numpy_us = rows[0][2] * 1e6
-    print(f"\nper-op overhead, {args.size}x{args.size} float32, median of 7 rounds\n")
+    print(f"\nper-op overhead, {args.size}x{args.size} float32, median of 7 rounds in each process and of "
+          f"{args.rounds} process(es) per library, alternating\n")
     print(f"{'library':8} {'operation':22} {'us/call':>9} {'x numpy':>8} {'x torch':>8}")
     torch_by_op = {op: t for lib, op, t in rows if lib == "torch"}
     for lib, op, t in rows:
