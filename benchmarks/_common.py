@@ -129,6 +129,14 @@ def side_header(torch=None):
             f"thread settings: {thread_settings()}")
 
 
+def torch_lenet5(torch, in_channels=1, classes=10):
+    """minidl_models' LeNet-5 (tanh, average pooling) written with torch.nn, for the PyTorch side."""
+    nn = torch.nn
+    return nn.Sequential(nn.Conv2d(in_channels, 6, 5), nn.Tanh(), nn.AvgPool2d(2), nn.Conv2d(6, 16, 5), nn.Tanh(),
+                         nn.AvgPool2d(2), nn.Conv2d(16, 120, 5), nn.Tanh(), nn.Flatten(), nn.Linear(120, 84),
+                         nn.Tanh(), nn.Linear(84, classes))
+
+
 def run_side(script, side, args):
     """Run ``script`` with ``args`` in a process that measures ``side`` ("minidl" or "torch"): it
     starts from the environment the user started this benchmark with, and MINIDL_BENCH_SIDE tells

@@ -25,7 +25,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # _common first, before NumPy loads: it sets this process's threads (minidl's side only)
-from _common import SIDE, machine_header, report_side, run_sides, side_header, try_import_torch, write_json  # noqa: E402
+from _common import (SIDE, machine_header, report_side, run_sides, side_header, torch_lenet5,  # noqa: E402
+                     try_import_torch, write_json)
 
 TARGET = 0.99
 
@@ -68,9 +69,7 @@ def run_torch(torch, args):
     nn = torch.nn
     torch.manual_seed(0)
     train, test = load_datasets("mnist", args.data_root, args.subset, (32, 32), DEFAULTS["augment"])
-    model = nn.Sequential(nn.Conv2d(1, 6, 5), nn.Tanh(), nn.AvgPool2d(2), nn.Conv2d(6, 16, 5), nn.Tanh(),
-                          nn.AvgPool2d(2), nn.Conv2d(16, 120, 5), nn.Tanh(), nn.Flatten(), nn.Linear(120, 84),
-                          nn.Tanh(), nn.Linear(84, 10))
+    model = torch_lenet5(torch)
     opt = torch.optim.Adam(model.parameters(), lr=DEFAULTS["lr"])
     scheduler = torch.optim.lr_scheduler.StepLR(opt, DEFAULTS["lr_step"], DEFAULTS["lr_gamma"])
     loader = DataLoader(train, DEFAULTS["batch_size"], shuffle=True, seed=DEFAULTS["seed"])

@@ -27,7 +27,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # _common first, before NumPy loads: it sets this process's threads
 from _common import (SIDE, Device, add_device_option, gpu_times, machine_header, report_side,  # noqa: E402
-                     run_side, select_device, side_header, start_cuda_report, try_import_torch, write_json)
+                     run_side, select_device, side_header, start_cuda_report, torch_lenet5, try_import_torch,
+                     write_json)
 import numpy as np  # noqa: E402
 
 
@@ -62,9 +63,7 @@ def torch_model(torch, name, in_channels, classes):
     """The same architectures, written with torch.nn (no torchvision CPU build exists here)."""
     nn = torch.nn
     if name == "lenet5":
-        return nn.Sequential(nn.Conv2d(in_channels, 6, 5), nn.Tanh(), nn.AvgPool2d(2), nn.Conv2d(6, 16, 5),
-                             nn.Tanh(), nn.AvgPool2d(2), nn.Conv2d(16, 120, 5), nn.Tanh(), nn.Flatten(),
-                             nn.Linear(120, 84), nn.Tanh(), nn.Linear(84, classes))
+        return torch_lenet5(torch, in_channels, classes)
 
     class Block(nn.Module):
         def __init__(self, cin, planes, stride, bottleneck):

@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # _common first, before NumPy loads: it sets this process's threads
 from _common import (SIDE, Device, add_device_option, add_kernels_option, gpu_times, machine_header,  # noqa: E402
                      report_side, run_sides, select_device, select_kernels, side_header, start_cuda_report,
-                     try_import_torch, write_json)
+                     torch_lenet5, try_import_torch, write_json)
 import numpy as np  # noqa: E402
 
 
@@ -65,9 +65,7 @@ def minidl_step(batch_size, device=Device()):
 def torch_step(torch, batch_size, device="cpu"):
     nn = torch.nn
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(1, 6, 5), nn.Tanh(), nn.AvgPool2d(2), nn.Conv2d(6, 16, 5), nn.Tanh(),
-                          nn.AvgPool2d(2), nn.Conv2d(16, 120, 5), nn.Tanh(), nn.Flatten(), nn.Linear(120, 84),
-                          nn.Tanh(), nn.Linear(84, 10)).to(device)
+    model = torch_lenet5(torch).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     rng = np.random.default_rng(0)
     x = torch.from_numpy(rng.standard_normal((batch_size, 1, 32, 32)).astype(np.float32)).to(device)

@@ -65,8 +65,8 @@ class Interrupted(KeyboardInterrupt):
         self.signum, self.checkpoint = signum, checkpoint
 
 
-def _finite(v, low):
-    return is_real(v) and math.isfinite(v) and v >= low
+def _nonnegative(v):
+    return is_real(v) and math.isfinite(v) and v >= 0
 
 
 def _device(v):
@@ -85,12 +85,12 @@ CONFIG = {
     "dataset": (lambda v: v in DATASETS, "one of " + ", ".join(sorted(DATASETS))),
     "epochs": (lambda v: is_int(v) and v >= 1, "an int >= 1"),
     "batch_size": (lambda v: is_int(v) and v >= 1, "an int >= 1"),
-    "lr": (lambda v: _finite(v, 0) and v > 0, "a finite number > 0"),
+    "lr": (lambda v: _nonnegative(v) and v > 0, "a finite number > 0"),
     "optimizer": (lambda v: v in ("sgd", "adam"), "'sgd' or 'adam'"),
-    "momentum": (lambda v: _finite(v, 0), "a finite number >= 0"),
-    "weight_decay": (lambda v: _finite(v, 0), "a finite number >= 0"),
+    "momentum": (_nonnegative, "a finite number >= 0"),
+    "weight_decay": (_nonnegative, "a finite number >= 0"),
     "lr_step": (lambda v: is_int(v) and v >= 0, "an int >= 0 (0: never)"),
-    "lr_gamma": (lambda v: _finite(v, 0) and v > 0, "a finite number > 0"),
+    "lr_gamma": (lambda v: _nonnegative(v) and v > 0, "a finite number > 0"),
     "augment": (lambda v: is_int(v) and v >= 0, "an int >= 0 (0: off)"),
     "device": (_device, "'cpu', 'cuda' or 'cuda:N'"),
     "seed": (lambda v: is_int(v) and 0 <= v < 2 ** 63, "an int in [0, 2**63)"),
