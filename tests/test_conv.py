@@ -13,6 +13,15 @@ from minidl.ops.conv import conv2d
 # Every test here runs on each kernel implementation (tests/conftest.py::kernel_set).
 pytestmark = pytest.mark.usefixtures("kernel_set")
 
+
+@pytest.fixture(params=["per-sample", "batch-folded"])
+def layout(request, monkeypatch):
+    """Each way of laying out the GEMMs (conv.fold_batch picks one per layer): every test that
+    uses this runs both, whatever the rule would pick for its shapes."""
+    folded = request.param == "batch-folded"
+    monkeypatch.setattr(conv, "fold_batch", lambda length: folded)
+    return request.param
+
 # --- the gradcheck grid ---------------------------------------------------------------------
 # Every value of every parameter appears: all 18 (stride, padding, dilation) triples twice, with
 # the kernel shape, groups and batch size cycling at different periods so they meet many triples
@@ -45,6 +54,7 @@ def test_grid_covers_every_value():
     assert {len(set(k)) for k in seen[3]} == {1, 2}  # square and non-square kernels
 
 
+@pytest.mark.usefixtures("layout")
 @pytest.mark.parametrize("batch, groups, size, kernel, stride, padding, dilation", GRID,
                          ids=[f"{i}-n{r[0]}-g{r[1]}-hw{r[2][0]}x{r[2][1]}-k{r[3][0]}x{r[3][1]}-s{r[4]}-p{r[5]}-d{r[6]}"
                               for i, r in enumerate(GRID)])
@@ -63,6 +73,7 @@ def test_conv2d_gradcheck(batch, groups, size, kernel, stride, padding, dilation
     assert mdl.gradcheck(fn, [x, w, b])
 
 
+@pytest.mark.usefixtures("layout")
 @pytest.mark.parametrize("stride, padding, dilation, groups, kernel", [
     (1, 1, 1, 1, (3, 3)), (2, (1, 0), (1, 2), 2, (2, 3)),
 ])
@@ -78,10 +89,11 @@ def test_conv2d_gradgradcheck(stride, padding, dilation, groups, kernel):
     assert mdl.gradgradcheck(fn, [x, w, b])
 
 
+@pytest.mark.usefixtures("layout")
 @pytest.mark.parametrize("groups", [1, 2])
 def test_weight_gradient_of_a_layer_with_few_output_positions(groups):
-    # More output channels per group than twice the output positions (here 3 > 2 * 1): the weight
-    # gradient is one GEMM over the whole batch instead of one per sample (Conv2dGradWeight).
+    # One output position: one sample's GEMMs are matrix-vector products, and the two layouts
+    # (the layout fixture) differ most.
     rng = np.random.default_rng(2)
     x = mdl.tensor(rng.uniform(-1, 1, (3, 2 * groups, 3, 3)), requires_grad=True)
     w = mdl.tensor(rng.uniform(-1, 1, (3 * groups, 2, 3, 3)), requires_grad=True)
@@ -166,6 +178,7 @@ def test_col2im_is_not_the_inverse():
     np.testing.assert_array_equal(counts[0, 0], [[4, 6, 6, 4], [6, 9, 9, 6], [6, 9, 9, 6], [4, 6, 6, 4]])
 
 
+@pytest.mark.usefixtures("layout")
 def test_float32_stays_float32():
     rng = np.random.default_rng(0)
     x = mdl.tensor(rng.standard_normal((2, 4, 6, 6)).astype(np.float32), requires_grad=True)
@@ -176,6 +189,7 @@ def test_float32_stays_float32():
     assert y.dtype == np.float32 and x.grad.dtype == np.float32 and w.grad.dtype == np.float32
 
 
+@pytest.mark.usefixtures("layout")
 def test_no_input_gradient_when_the_input_does_not_need_one():
     x = mdl.tensor(np.ones((1, 1, 4, 4)))
     w = mdl.tensor(np.ones((1, 1, 3, 3)), requires_grad=True)
@@ -207,6 +221,7 @@ def _assert_close(actual, expected):
     assert np.abs(actual - expected).max() <= 1e-7 * scale
 
 
+@pytest.mark.usefixtures("layout")
 @pytest.mark.torch
 @pytest.mark.parametrize("n, c, h, w, oc, kernel, stride, padding, dilation, groups", TORCH_CONFIGS)
 def test_conv2d_matches_pytorch(n, c, h, w, oc, kernel, stride, padding, dilation, groups):
@@ -241,6 +256,7 @@ def _run(x, w, b, create_graph=False):
     return out
 
 
+@pytest.mark.usefixtures("layout")
 def test_chunked_and_unchunked_are_identical(setting, monkeypatch):
     # Small integers: every product and sum is exact, so any order of summation gives the same
     # bits, and equality tests that the chunks cover each sample exactly once.
@@ -263,6 +279,22 @@ def test_chunked_and_unchunked_are_identical(setting, monkeypatch):
         assert seen and max(seen) <= most  # the batch really was split
 
 
+def test_both_layouts_give_the_same_bits(monkeypatch):
+    # Small integers, as above: exact in any order of summation, so the layouts must agree exactly,
+    # forward, both gradients, the bias's, and second derivatives through all three Functions.
+    rng = np.random.default_rng(1)
+    x = rng.integers(-3, 4, (3, 4, 7, 6)).astype(np.float64)
+    w = rng.integers(-3, 4, (6, 2, 3, 3)).astype(np.float64)
+    b = rng.integers(-3, 4, 6).astype(np.float64)
+    runs = []
+    for folded in (False, True):
+        monkeypatch.setattr(conv, "fold_batch", lambda length: folded)
+        runs.append(_run(x, w, b, create_graph=True))
+    for a, e in zip(*runs):
+        np.testing.assert_array_equal(a, e)
+
+
+@pytest.mark.usefixtures("layout")
 def test_chunking_on_random_float32(setting):
     rng = np.random.default_rng(0)
     x, w, b = (rng.standard_normal(s).astype(np.float32) for s in [(4, 4, 9, 9), (6, 2, 3, 3), (6,)])

@@ -127,23 +127,40 @@ def impl(request, monkeypatch):
     return Implementation("cuda", cuda_impl, cp.asarray, _on_the_gpu)
 
 
+@pytest.mark.parametrize("fold_batch", [False, True])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("seed", SEEDS)
-def test_im2col_and_col2im_are_bit_identical(impl, seed, dtype):
+def test_im2col_and_col2im_are_bit_identical(impl, seed, dtype, fold_batch):
     shape, *geometry = conv_case(seed)
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(shape).astype(dtype)
-    col = impl.im2col(x, *geometry)
-    assert_same(col, numpy_impl.im2col(x, *geometry))
+    col = impl.im2col(x, *geometry, None, fold_batch)
+    assert_same(col, numpy_impl.im2col(x, *geometry, None, fold_batch))
     c = rng.standard_normal(col.shape).astype(dtype)
-    assert_same(impl.col2im(c, shape, *geometry), numpy_impl.col2im(c, shape, *geometry))
+    assert_same(impl.col2im(c, shape, *geometry, fold_batch), numpy_impl.col2im(c, shape, *geometry, fold_batch))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_the_batch_folded_columns_are_the_per_sample_ones_side_by_side(seed):
+    shape, *geometry = conv_case(seed)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape)
+    col = numpy_impl.im2col(x, *geometry)
+    n, rows, length = col.shape
+    folded = numpy_impl.im2col(x, *geometry, None, True)
+    assert_same(folded, col.transpose(1, 0, 2).reshape(rows, n * length))
+    c = rng.standard_normal(col.shape)
+    assert_same(numpy_impl.col2im(c.transpose(1, 0, 2).reshape(rows, n * length), shape, *geometry, True),
+                numpy_impl.col2im(c, shape, *geometry))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_im2col_of_a_non_contiguous_input(numba_impl, dtype):
     x = np.random.default_rng(0).standard_normal((5, 6, 7, 3)).astype(dtype).transpose(0, 3, 1, 2)
     for geometry in [((1, 1), (1, 1), (0, 0), (1, 1)), ((3, 2), (2, 1), (1, 1), (1, 2))]:
-        assert_same(numba_impl.im2col(x, *geometry), numpy_impl.im2col(x, *geometry))
+        for fold_batch in (False, True):
+            assert_same(numba_impl.im2col(x, *geometry, None, fold_batch),
+                        numpy_impl.im2col(x, *geometry, None, fold_batch))
 
 
 def special_values(shape, dtype, seed):
@@ -401,7 +418,9 @@ def kernel_calls(dtype=np.float64, seed=3):
     gamma, beta = rng.uniform(0.5, 2, 3).astype(dtype), rng.standard_normal(3).astype(dtype)
     _, mean, invstd = numpy_impl.batch_norm_forward(x, gamma, beta, 1e-5)
     m = rng.standard_normal((16, 3, 2 * 3 * 3)).astype(dtype)
-    return [("im2col", x, *conv), ("col2im", col, x.shape, *conv), ("max_pool2d_forward", x, *pool),
+    folded = rng.standard_normal(numpy_impl.im2col(x, *conv, None, True).shape).astype(dtype)
+    return [("im2col", x, *conv), ("col2im", col, x.shape, *conv), ("im2col", x, *conv, None, True),
+            ("col2im", folded, x.shape, *conv, True), ("max_pool2d_forward", x, *pool),
             ("max_pool2d_backward", gy, argmax, x.shape, *pool[:3]), ("avg_pool2d_forward", x, *pool, False),
             ("avg_pool2d_backward", gy, x.shape, *pool, False), ("lrn_forward", x, *lrn),
             ("lrn_backward", x, ly, scale, x, *lrn), ("batch_norm_forward", x, gamma, beta, 1e-5),

@@ -98,7 +98,7 @@ def conv_output_size(size, kernel, stride, padding, dilation=1, ceil_mode=False)
     return out
 
 
-def im2col(x, kernel, stride, padding, dilation, out=None):
+def im2col(x, kernel, stride, padding, dilation, out=None, fold_batch=False):
     """Unroll the receptive fields of ``x`` (N, C, H, W) into columns.
 
     Returns ``col`` of shape (N, C*kh*kw, OH*OW): row ``(c*kh + i)*kw + j`` of
@@ -108,19 +108,39 @@ def im2col(x, kernel, stride, padding, dilation, out=None):
     the batched GEMM ``weight2d @ col`` whose result reshapes to
     (N, OC, OH, OW) without a transpose.
 
+    With ``fold_batch`` the same entries are laid out (C*kh*kw, N*OH*OW), the samples side by
+    side along each row (column ``n*OH*OW + oh*OW + ow``): the convolution of the whole batch is
+    then one GEMM ``weight2d @ col``, with the inner dimension of its gradients N*OH*OW.
+
     ``out``, if given, is a C-contiguous array of that shape and x's dtype to write the columns
-    into (the convolution's reused workspace). Where the columns are x itself (a 1x1 kernel with
-    stride 1, or one window over the whole image, without padding) a read-only view of x is
-    returned instead, and ``out`` is left untouched.
+    into (the convolution's reused workspace). Where the columns are x's own elements (see
+    `columns_view`) an implementation may return that view of x instead, read-only where its arrays
+    can be, and leave ``out`` untouched.
     """
-    return implementation(x).im2col(x, kernel, stride, padding, dilation, out)
+    return implementation(x).im2col(x, kernel, stride, padding, dilation, out, fold_batch)
 
 
-def col2im(col, x_shape, kernel, stride, padding, dilation):
+def columns_view(x, kernel, stride, padding, fold_batch):
+    """The columns of `im2col` as a view of x where they are x's own elements in some order, else
+    None: a 1x1 kernel with stride 1 (per sample, or folded for one sample), or one window over the
+    whole image (per sample (N, C*h*w, 1), folded the transposed (C*h*w, N)); no padding, x
+    C-contiguous. The folded view is not C-contiguous; GEMMs take it without a copy."""
+    n, c, h, w = x.shape
+    if padding != (0, 0) or not x.flags.c_contiguous:
+        return None
+    if kernel == (h, w):
+        return x.reshape(n, c * h * w).T if fold_batch else x.reshape(n, c * h * w, 1)
+    if kernel == (1, 1) and stride == (1, 1) and (n == 1 or not fold_batch):
+        return x.reshape(c, h * w) if fold_batch else x.reshape(n, c, h * w)
+    return None
+
+
+def col2im(col, x_shape, kernel, stride, padding, dilation, fold_batch=False):
     """The adjoint of `im2col` (not its inverse): every column entry is
     added back to the pixel it was read from, so a pixel that sits in several
-    windows receives the sum. ``<im2col(x), c> == <x, col2im(c)>`` for all x, c."""
-    return implementation(col).col2im(col, x_shape, kernel, stride, padding, dilation)
+    windows receives the sum. ``<im2col(x), c> == <x, col2im(c)>`` for all x, c,
+    in either layout (``fold_batch`` as in `im2col`)."""
+    return implementation(col).col2im(col, x_shape, kernel, stride, padding, dilation, fold_batch)
 
 
 def max_pool2d_forward(x, kernel, stride, padding, ceil_mode):

@@ -11,10 +11,15 @@ several windows receives the sum. That is exactly what the chain rule needs
 The op is three Functions that are each other's backward, so second
 derivatives come for free (DeZero's design):
 
-    y  = Conv2d(x, W)             gx = Conv2dGradInput(gy, W)     gW = Conv2dGradWeight(x, gy)
+    y  = Conv2d(x, W[, b])        gx = Conv2dGradInput(gy, W)     gW = Conv2dGradWeight(x, gy)
 
 Each is linear in each of its two arguments, and each one's backward is
 written with the other two.
+
+Layout: the GEMMs run either one per sample, columns (N, C*kh*kw, OH*OW), or batch folded,
+columns (C*kh*kw, N*OH*OW), one GEMM for the whole chunk of samples whose result (OC, N*OH*OW)
+is written back to (N, OC, OH, OW) in the same pass as the bias add. Folding pays where a
+sample has few output positions, which leave its own GEMMs small (`fold_batch`).
 
 Memory: the columns of a big layer are large (C*kh*kw times the output size
 per sample), so every Function processes the batch in chunks of samples whose
@@ -111,6 +116,30 @@ def _batch_last(a):
     return a.transpose(1, 2, 0, 3).reshape(g, rows, n * length)
 
 
+def _unfold(y2, b, out):
+    """out (n, OC, L) = y2 (OC, n, L) with its first two axes swapped, plus the bias b (OC,) if
+    given: the batch-folded GEMM's result written back in NCHW order, one pass for both."""
+    xp = backend.get_array_module(y2)
+    y2 = y2.transpose(1, 0, 2)
+    if b is None:
+        out[...] = y2
+    else:
+        xp.add(y2, b.reshape(-1, 1), out=out)
+
+
+def fold_batch(length):
+    """Whether a convolution with ``length`` = OH*OW output positions per sample runs its GEMMs
+    batch folded (one over the batch, the columns laid out (K, N*L)) rather than one per sample."""
+    # Measured on 2 cores (float32, Numba kernels, best of 9; per-sample time / folded time for
+    # forward, input gradient, weight gradient): LeNet-5 at batch 256, L = 784: 1.1, 1.1, 1.0;
+    # L = 100: 1.2-1.4, 1.0-1.3, 1.5-1.7; L = 1: 2.0, 1.7, 100 (one sample's weight-gradient GEMM
+    # is an outer product). Batch 8: VGG 512 channels at 14x14 (L = 196): 1.0, 1.1, 1.4; ResNet
+    # 512 at 7x7: 1.0, 1.4, 1.5; 1x1 1024 at 14x14: 1.4, 1.0, 1.5; but 256 channels at 14x14:
+    # 0.8-0.9 for all three. From L = 3,025 up (AlexNet conv1, VGG 64 at 56x56, ResNet conv1)
+    # folding lost: 0.7-1.0.
+    return length <= 1024
+
+
 def _hw(value):
     """(h, w) from a setting conv_settings has already checked; an int is taken too, since the
     Functions are also built by hand (tests/gradcases), and checking here would check every call."""
@@ -147,19 +176,20 @@ class _Conv(Function):
         return algorithm_for(kernel, self.stride, self.padding, self.dilation, self.groups, channels,
                              out_size, on_gpu=xp is not np) == "winograd"
 
-    def _im2col(self, x, kernel):
-        """The columns of x, written into the workspace."""
+    def _im2col(self, x, kernel, fold_batch=False):
+        """The columns of x, written into the workspace, in either layout (`kernels.im2col`)."""
         oh, ow = self._output_size(x.shape[2:], kernel)
-        out = _workspace(backend.get_array_module(x), (x.shape[0], x.shape[1] * kernel[0] * kernel[1], oh * ow),
-                         x.dtype)
-        return kernels.im2col(x, kernel, self.stride, self.padding, self.dilation, out)
+        n, rows = x.shape[0], x.shape[1] * kernel[0] * kernel[1]
+        shape = (rows, n * oh * ow) if fold_batch else (n, rows, oh * ow)
+        out = _workspace(backend.get_array_module(x), shape, x.dtype)
+        return kernels.im2col(x, kernel, self.stride, self.padding, self.dilation, out, fold_batch)
 
-    def _col2im(self, col, x_shape, kernel):
-        return kernels.col2im(col, x_shape, kernel, self.stride, self.padding, self.dilation)
+    def _col2im(self, col, x_shape, kernel, fold_batch=False):
+        return kernels.col2im(col, x_shape, kernel, self.stride, self.padding, self.dilation, fold_batch)
 
 
 class Conv2d(_Conv):
-    """y = conv2d(x, W), no bias: x (N, C, H, W), W (OC, C/G, kh, kw) -> y (N, OC, OH, OW).
+    """y = conv2d(x, W) + b: x (N, C, H, W), W (OC, C/G, kh, kw), b (OC,) or none -> y (N, OC, OH, OW).
 
     Forward: with ``col = im2col(x)`` of shape (N, C*kh*kw, L), L = OH*OW, and
     ``W2 = W.reshape(OC, C*kh*kw)`` (one group for brevity),
@@ -172,32 +202,49 @@ class Conv2d(_Conv):
     is linear in col: dL/dcol[n] = W2^T @ dL/dy[n], and since col = im2col(x)
     is linear with adjoint col2im, dL/dx = col2im(W2^T @ dL/dy). Scattering each
     output's gradient back through the kernel onto the input is a transposed
-    convolution of gy with W: `Conv2dGradInput`.
+    convolution of gy with W: `Conv2dGradInput`. The bias, added to every output
+    position of its channel, gets the sum of gy over N, OH and OW. It is added here, in
+    place (batch folded, in the pass that writes the output back), rather than by a
+    broadcast add that would make another array of the output's size.
     """
 
-    def forward(self, x, w):
+    def forward(self, x, w, b=None):
         xp = backend.get_array_module(x)
         n, g = x.shape[0], self.groups
         oc, cg, kh, kw = w.shape
         oh, ow = self._output_size(x.shape[2:], (kh, kw))
+        dtype = xp.result_type(x.dtype, w.dtype, *(() if b is None else (b.dtype,)))
         if self._winograd((kh, kw), (cg, oc), (oh, ow), xp):
             u = winograd.weight_transform(w)
-            dtype = xp.result_type(x.dtype, w.dtype)
-            return _chunked(xp, (n, oc, oh, ow), dtype, (cg + oc) * 16 * winograd.tiles((oh, ow)),
-                            lambda s: winograd.conv(x[s], u, self.padding, (x[s].shape[0], oc, oh, ow)))
-        w2 = w.reshape(g, oc // g, cg * kh * kw)
-        y = xp.empty((n, g, oc // g, oh * ow), dtype=xp.result_type(x.dtype, w.dtype))
-        for s in _batch_chunks(n, g * cg * kh * kw * oh * ow * x.dtype.itemsize):
-            col = self._im2col(x[s], (kh, kw))
-            # (G, OCg, K) @ (n, G, K, L) -> (n, G, OCg, L): already (n, OC, OH, OW) in memory
-            xp.matmul(w2, col.reshape(-1, g, cg * kh * kw, oh * ow), out=y[s])
+            y = _chunked(xp, (n, oc, oh, ow), dtype, (cg + oc) * 16 * winograd.tiles((oh, ow)),
+                         lambda s: winograd.conv(x[s], u, self.padding, (x[s].shape[0], oc, oh, ow)))
+            if b is not None:
+                y += b.reshape(1, oc, 1, 1)
+            return y
+        k, length = cg * kh * kw, oh * ow
+        w2 = w.reshape(g, oc // g, k)
+        y = xp.empty((n, oc, length), dtype=dtype)
+        if fold_batch(length):
+            for s in _batch_chunks(n, (g * k + oc) * length * x.dtype.itemsize):
+                col = self._im2col(x[s], (kh, kw), fold_batch=True).reshape(g, k, -1)
+                # (G, OCg, K) @ (G, K, n*L) -> (OC, n, L), written back as (n, OC, L) with the bias
+                _unfold(xp.matmul(w2, col).reshape(oc, -1, length), b, y[s])
+        else:
+            for s in _batch_chunks(n, g * k * length * x.dtype.itemsize):
+                col = self._im2col(x[s], (kh, kw))
+                # (G, OCg, K) @ (n, G, K, L) -> (n, G, OCg, L): already (n, OC, OH, OW) in memory
+                xp.matmul(w2, col.reshape(-1, g, k, length), out=y[s].reshape(-1, g, oc // g, length))
+            if b is not None:
+                y += b.reshape(1, oc, 1)
         return y.reshape(n, oc, oh, ow)
 
     def backward(self, gy):
-        x, w = self.inputs
-        gx = Conv2dGradInput(x.shape[2:], **self._settings())(gy, w) if x.requires_grad else None
-        gw = Conv2dGradWeight(w.shape[2:], **self._settings())(x, gy) if w.requires_grad else None
-        return gx, gw
+        x, w = self.inputs[:2]
+        gx = Conv2dGradInput(x.shape[2:], **self._settings())(gy, w) if self.needs_input_grad[0] else None
+        gw = Conv2dGradWeight(w.shape[2:], **self._settings())(x, gy) if self.needs_input_grad[1] else None
+        if len(self.needs_input_grad) == 2:
+            return gx, gw
+        return gx, gw, gy.sum(axis=(0, 2, 3)) if self.needs_input_grad[2] else None
 
 
 class Conv2dGradInput(_Conv):
@@ -234,12 +281,20 @@ class Conv2dGradInput(_Conv):
             return _chunked(xp, shape, dtype, (cg + oc) * 16 * winograd.tiles(self.in_size),
                             lambda s: winograd.conv(gy[s], u, pad, (gy[s].shape[0],) + shape[1:]))
 
-        def chunk(s):
-            ws = _workspace(xp, (gy4[s].shape[0], g, cg * kh * kw, length), dtype)
-            gcol = xp.matmul(w2t, gy4[s], out=ws).reshape(-1, g * cg * kh * kw, length)
-            return self._col2im(gcol, (gcol.shape[0], g * cg) + self.in_size, (kh, kw))
+        k = cg * kh * kw
+        folded = fold_batch(length)
 
-        return _chunked(xp, shape, dtype, g * cg * kh * kw * length, chunk)
+        def chunk(s):
+            m = gy4[s].shape[0]
+            if folded:  # (G, K, OCg) @ (G, OCg, n*L) -> (G, K, n*L): the columns' gradient, batch folded
+                ws = _workspace(xp, (g, k, m * length), dtype)
+                gcol = xp.matmul(w2t, _batch_last(gy4[s]), out=ws).reshape(g * k, m * length)
+            else:
+                ws = _workspace(xp, (m, g, k, length), dtype)
+                gcol = xp.matmul(w2t, gy4[s], out=ws).reshape(m, g * k, length)
+            return self._col2im(gcol, (m, g * cg) + self.in_size, (kh, kw), fold_batch=folded)
+
+        return _chunked(xp, shape, dtype, g * k * length + (oc * length if folded else 0), chunk)
 
     def backward(self, ggx):
         gy, w = self.inputs
@@ -278,19 +333,16 @@ class Conv2dGradWeight(_Conv):
             return winograd.weight_transform_adjoint(gu)
         gy4 = gy.reshape(n, g, oc // g, length)
         gw = xp.zeros((g, oc // g, k), dtype=xp.result_type(x.dtype, gy.dtype))
-        # One GEMM per sample, then a sum over the batch, needs no copy of the columns but makes
-        # an (n, G, OCg, K) product; with few output positions (deep layers of small images) that
-        # product and the GEMMs' tiny inner dimension L dominate, so there the columns and gy
-        # are transposed to (G, K, n*L) and (G, OCg, n*L) for one GEMM whose inner dimension is
-        # n*L. Measured on 2 cores: 200x faster at L = 1, OC = 512; 1.5x slower at OC = L.
-        one_gemm = oc // g > 2 * length
-        # workspace per sample: its columns plus its product (or its transposed copies)
-        per_sample = 2 * c * kh * kw * length + oc * (length if one_gemm else k)
-        for s in _batch_chunks(n, per_sample * gw.dtype.itemsize):
-            col = self._im2col(x[s], (kh, kw)).reshape(-1, g, k, length)
-            if one_gemm:
-                gw += xp.matmul(_batch_last(gy4[s]), _batch_last(col).transpose(0, 2, 1))
-            else:
+        if fold_batch(length):
+            # (G, OCg, n*L) @ (G, n*L, K): one GEMM per group whose inner dimension is the batch's
+            for s in _batch_chunks(n, (g * k + oc) * length * gw.dtype.itemsize):
+                col = self._im2col(x[s], (kh, kw), fold_batch=True).reshape(g, k, -1)
+                gw += xp.matmul(_batch_last(gy4[s]), col.transpose(0, 2, 1))
+        else:
+            # one GEMM per sample, then the sum over the batch: workspace per sample is its
+            # columns plus its (G, OCg, K) product
+            for s in _batch_chunks(n, (c * kh * kw * length + oc * k) * gw.dtype.itemsize):
+                col = self._im2col(x[s], (kh, kw)).reshape(-1, g, k, length)
                 gw += xp.matmul(gy4[s], col.transpose(0, 1, 3, 2)).sum(axis=0)
         return gw.reshape(oc, c // g, kh, kw)
 
@@ -375,8 +427,8 @@ def check_conv_input(where, x, weight, bias, stride, padding, dilation, groups):
 
 def _conv2d(x, weight, bias, stride, padding, dilation, groups):
     """The convolution itself, on checked arguments: conv2d and nn.Conv2d both end here."""
-    y = Conv2d(stride, padding, dilation, groups)(x, weight)
-    return y if bias is None else y + bias.reshape(1, -1, 1, 1)
+    f = Conv2d(stride, padding, dilation, groups)
+    return f(x, weight) if bias is None else f(x, weight, bias)
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):

@@ -1,10 +1,11 @@
 """im2col and col2im compiled with Numba.
 
-im2col fills the columns in their final (N, C*kh*kw, OH*OW) layout, in parallel over
-the (n, c) planes of the image: for each kernel tap (i, j), row (c, i, j) of the columns
-is what the tap reads at every output position, one strided run of an image row per
-output row, with 0 written where the tap lands in the padding (the padded image is
-never built).
+im2col fills the columns in their final layout, (N, C*kh*kw, OH*OW) or, folding the batch,
+(C*kh*kw, N*OH*OW), in parallel over the (n, c) planes of the image: for each kernel tap
+(i, j), row (c, i, j) of the columns is what the tap reads at every output position, one
+strided run of an image row per output row, with 0 written where the tap lands in the
+padding (the padded image is never built). The two layouts differ only in where sample n's
+run of OH*OW entries of a row starts: ``n*sample_stride + row*row_stride``.
 
 col2im runs in parallel over the (n, c) planes too, so each thread adds into a plane no
 other thread touches: no atomics and no races. Within a plane it adds tap by tap, in
@@ -18,7 +19,7 @@ Python's negative indices, which otherwise keeps LLVM from vectorising the inner
 import numpy as np
 from numba import njit, prange
 
-from minidl.kernels import conv_output_size
+from minidl.kernels import columns_view, conv_output_size
 from minidl.kernels.numba_impl._parallel import parallel
 
 
@@ -42,17 +43,20 @@ def spans(count, kernel, stride, padding, dilation, size):
 
 @parallel
 @njit(parallel=True, cache=True)
-def _im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, col):
+def _im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, sample_stride, row_stride, col):
     n, c, h, w = x.shape
     rows, cols = spans(oh, kh, sh, ph, dh, h), spans(ow, kw, sw, pw, dw, w)
     src, dst = x.reshape(-1), col.reshape(-1)
     length = oh * ow
     for plane in prange(n * c):
+        sample = plane // c
+        channel = plane - sample * c
         for i in range(kh):
             p0, p1 = rows[i, 0], rows[i, 1]
             for j in range(kw):
                 q0, q1 = cols[j, 0], cols[j, 1]
-                row = (plane * kh * kw + i * kw + j) * length  # where column row (n, c, i, j) starts
+                # where sample n's run of column row (c, i, j) starts
+                row = sample * sample_stride + ((channel * kh + i) * kw + j) * row_stride
                 for k in range(row, row + p0 * ow):  # output rows whose tap is in the top padding
                     dst[np.uintp(k)] = 0
                 for p in range(p0, p1):
@@ -70,16 +74,17 @@ def _im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, col):
 
 @parallel
 @njit(parallel=True, cache=True)
-def _col2im(col, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, x):
+def _col2im(col, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, sample_stride, row_stride, x):
     n, c, h, w = x.shape
     rows, cols = spans(oh, kh, sh, ph, dh, h), spans(ow, kw, sw, pw, dw, w)
     src, dst = col.reshape(-1), x.reshape(-1)
-    length = oh * ow
     for plane in prange(n * c):
+        sample = plane // c
+        channel = plane - sample * c
         for i in range(kh):
             for j in range(kw):
                 q0, q1 = cols[j, 0], cols[j, 1]
-                row = (plane * kh * kw + i * kw + j) * length
+                row = sample * sample_stride + ((channel * kh + i) * kw + j) * row_stride
                 for p in range(rows[i, 0], rows[i, 1]):
                     out = row + p * ow
                     pixel = (plane * h + p * sh - ph + i * dh) * w - pw + j * dw
@@ -92,24 +97,31 @@ def _output_size(h, w, kernel, stride, padding, dilation):
             conv_output_size(w, kernel[1], stride[1], padding[1], dilation[1]))
 
 
-def im2col(x, kernel, stride, padding, dilation, out=None):
+def _layout(n, c, kernel, length, fold_batch):
+    """The columns' shape, and (sample_stride, row_stride): where sample n's run of row r starts."""
+    rows = c * kernel[0] * kernel[1]
+    if fold_batch:
+        return (rows, n * length), (length, n * length)
+    return (n, rows, length), (rows * length, length)
+
+
+def im2col(x, kernel, stride, padding, dilation, out=None, fold_batch=False):
     n, c, h, w = x.shape
     oh, ow = _output_size(h, w, kernel, stride, padding, dilation)
-    if padding == (0, 0) and x.flags.c_contiguous and (
-            (kernel == (1, 1) and stride == (1, 1)) or kernel == (h, w)):
-        # The columns are x itself (a 1x1 kernel, or one window over the whole image): a
-        # read-only view, as the reference returns, rather than a copy.
-        col = x.reshape(n, c * kernel[0] * kernel[1], oh * ow)
+    shape, strides = _layout(n, c, kernel, oh * ow, fold_batch)
+    col = columns_view(x, kernel, stride, padding, fold_batch)
+    if col is not None:
         col.flags.writeable = False
         return col
-    col = np.empty((n, c * kernel[0] * kernel[1], oh * ow), dtype=x.dtype) if out is None else out
-    _im2col(np.ascontiguousarray(x), *kernel, *stride, *padding, *dilation, oh, ow, col)
+    col = np.empty(shape, dtype=x.dtype) if out is None else out
+    _im2col(np.ascontiguousarray(x), *kernel, *stride, *padding, *dilation, oh, ow, *strides, col)
     return col
 
 
-def col2im(col, x_shape, kernel, stride, padding, dilation):
+def col2im(col, x_shape, kernel, stride, padding, dilation, fold_batch=False):
     n, c, h, w = x_shape
     oh, ow = _output_size(h, w, kernel, stride, padding, dilation)
     x = np.zeros((n, c, h, w), dtype=col.dtype)
-    _col2im(np.ascontiguousarray(col), *kernel, *stride, *padding, *dilation, oh, ow, x)
+    _col2im(np.ascontiguousarray(col), *kernel, *stride, *padding, *dilation, oh, ow,
+            *_layout(n, c, kernel, oh * ow, fold_batch)[1], x)
     return x

@@ -40,7 +40,7 @@ def sliding_windows(a, window):
                                            strides=a.strides + a.strides[2:])
 
 
-def im2col(x, kernel, stride, padding, dilation, out=None):
+def im2col(x, kernel, stride, padding, dilation, out=None, fold_batch=False):
     xp = get_array_module(x)
     n, c, h, w, oh, ow = _geometry(x.shape, kernel, stride, padding, dilation)
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
@@ -53,19 +53,24 @@ def im2col(x, kernel, stride, padding, dilation, out=None):
     # (n, c, kh, kw, oh, ow) is the row order (c, i, j) with columns (oh, ow). For a 1x1
     # kernel with unit stride and no padding the view is already contiguous, so the
     # columns are x itself, returned read-only rather than copied.
-    windows = windows.transpose(0, 1, 4, 5, 2, 3)
+    # With fold_batch the samples go next to the output positions: (c, kh, kw, n, oh, ow).
+    windows = windows.transpose(*((1, 4, 5, 0, 2, 3) if fold_batch else (0, 1, 4, 5, 2, 3)))
+    shape = (c * kh * kw, n * oh * ow) if fold_batch else (n, c * kh * kw, oh * ow)
     if out is None or windows.flags.c_contiguous:
-        return xp.ascontiguousarray(windows).reshape(n, c * kh * kw, oh * ow)
+        return xp.ascontiguousarray(windows).reshape(shape)
     xp.copyto(out.reshape(windows.shape), windows)
     return out
 
 
-def col2im(col, x_shape, kernel, stride, padding, dilation):
+def col2im(col, x_shape, kernel, stride, padding, dilation, fold_batch=False):
     xp = get_array_module(col)
     n, c, h, w, oh, ow = _geometry(x_shape, kernel, stride, padding, dilation)
     ph, pw = padding
     kh, kw = kernel
-    col = col.reshape(n, c, kh, kw, oh, ow)
+    if fold_batch:
+        col = col.reshape(c, kh, kw, n, oh, ow).transpose(3, 0, 1, 2, 4, 5)
+    else:
+        col = col.reshape(n, c, kh, kw, oh, ow)
     xpad = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=col.dtype)
     for i in range(kh):
         for j in range(kw):
