@@ -293,6 +293,23 @@ def test_random_shift_moves_whole_images_and_fills_with_background():
         T.RandomShift(2)(x, None)
 
 
+@pytest.mark.parametrize("shape, max_shift, fill", [((6, 1, 8, 8), 2, 0), ((5, 3, 4, 7), 3, 9),
+                                                     ((4, 2, 3, 3), 5, 7), ((2, 5, 6), 1, 0)])
+def test_random_shift_is_a_random_crop_of_the_padded_image(shape, max_shift, fill):
+    # The definition, computed another way: pad by max_shift, crop h x w at (top, left) drawn as
+    # RandomShift draws them. Shifts as large as the image (max_shift 5 on 3x3) leave only fill.
+    x = np.random.default_rng(1).integers(0, 255, shape).astype(np.uint8)
+    out = T.RandomShift(max_shift, fill)(x, np.random.default_rng(4))
+    batch = x if x.ndim == 4 else x[None]
+    n, _, h, w = batch.shape
+    rng = np.random.default_rng(4)
+    top, left = rng.integers(0, 2 * max_shift + 1, n), rng.integers(0, 2 * max_shift + 1, n)
+    padded = np.pad(batch, [(0, 0), (0, 0), (max_shift,) * 2, (max_shift,) * 2], constant_values=fill)
+    expected = np.stack([padded[i, :, t:t + h, s:s + w] for i, (t, s) in enumerate(zip(top, left))])
+    np.testing.assert_array_equal(out, expected if x.ndim == 4 else expected[0])
+    assert out.dtype == x.dtype
+
+
 def test_augmented_batches_repeat_per_seed_epoch_and_batch():
     ds = ArrayDataset(np.random.default_rng(0).integers(0, 255, (40, 1, 6, 6), dtype=np.uint8), np.arange(40))
     ds.transform = T.Compose([T.RandomShift(1), T.ToFloat()])

