@@ -125,7 +125,10 @@ def as_numpy(a):
 
 def check_same_device(op_name, arrays):
     """Raise DeviceError if ``arrays`` do not all live on one device."""
-    if all(type(a) is np.ndarray for a in arrays):  # the common case, kept cheap
+    for a in arrays:  # all NumPy arrays is the common case, kept cheap (a loop, not all())
+        if type(a) is not np.ndarray:
+            break
+    else:
         return
     devices = [device_of(a) for a in arrays]
     if any(d != devices[0] for d in devices):

@@ -643,31 +643,46 @@ class Function:
             _REGISTRY[cls.__name__] = cls
 
     def __call__(self, *inputs):
-        inputs = tuple(x if isinstance(x, Tensor) else Tensor(x) for x in inputs)
+        # Every op runs through here and _record, so both are written as plain loops: generator
+        # expressions cost about a microsecond each, the price of a small op's arithmetic.
+        for x in inputs:
+            if not isinstance(x, Tensor):
+                inputs = tuple(x if isinstance(x, Tensor) else Tensor(x) for x in inputs)
+                break
         xs = [x.data for x in inputs]
         if len(xs) > 1:
             backend.check_same_device(type(self).__name__, xs)
         ys = self.forward(*xs)
         if not isinstance(ys, tuple):
             ys = (ys,)
-        # A NumPy scalar result (a 0-d reduction) becomes an array on the inputs' device; an array
-        # stays where forward put it (ToDevice's output is on another device than its input).
-        xp = backend.get_array_module(xs[0]) if xs else np
-        outputs = [Tensor._wrap(y if backend.is_array(y) else xp.asarray(y)) for y in ys]
+        outputs = []
+        for y in ys:
+            if not backend.is_array(y):
+                # A NumPy scalar result (a 0-d reduction) becomes an array on the inputs' device; an
+                # array stays where forward put it (ToDevice's output is on another device).
+                y = (backend.get_array_module(xs[0]) if xs else np).asarray(y)
+            outputs.append(Tensor._wrap(y))
         if _local.anomaly:
             _check_finite(self, [o.data for o in outputs], "forward output")
-        if _local.grad_enabled and any(x._requires_grad for x in inputs):
-            self._record(inputs, outputs)
+        if _local.grad_enabled:
+            for x in inputs:
+                if x._requires_grad:
+                    self._record(inputs, outputs)
+                    break
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
 
     def _record(self, inputs, outputs):
         """Link the outputs to this Function, keeping what backward declared it reads."""
-        self.generation = max(x.generation for x in inputs)
-        self.needs_input_grad = tuple(x._requires_grad for x in inputs)
         keep = self.keep_inputs
-        self.inputs = inputs if keep is None else tuple(x if i in keep else None for i, x in enumerate(inputs))
-        self._edges = tuple(None if not x._requires_grad else x if x.creator is None or kept is not None
-                            else _Edge(x) for x, kept in zip(inputs, self.inputs))
+        generation, needs, kept, edges = 0, [], [], []
+        for i, x in enumerate(inputs):
+            generation = max(generation, x.generation)
+            needs.append(x._requires_grad)
+            k = x if keep is None or i in keep else None
+            kept.append(k)
+            edges.append(None if not x._requires_grad else x if x.creator is None or k is not None else _Edge(x))
+        self.generation = generation
+        self.needs_input_grad, self.inputs, self._edges = tuple(needs), tuple(kept), tuple(edges)
         keep = self.keep_outputs
         self._kept_outputs = tuple(o.data if keep is None or i in keep else None for i, o in enumerate(outputs))
         self._outputs = [weakref.ref(o) for o in outputs]
@@ -677,7 +692,7 @@ class Function:
             if _is_float(o.data.dtype):
                 o._requires_grad = True
                 o.creator = self
-                o.generation = self.generation + 1
+                o.generation = generation + 1
                 o._index = i
 
     def output(self, i=0):

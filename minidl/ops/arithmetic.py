@@ -58,7 +58,8 @@ class Mul(_Binary):
 
     def backward(self, gy):
         a, b = self.inputs
-        return sum_to(gy * b, a.shape), sum_to(gy * a, b.shape)
+        need_a, need_b = self.needs_input_grad
+        return sum_to(gy * b, a.shape) if need_a else None, sum_to(gy * a, b.shape) if need_b else None
 
 
 class Div(_Binary):
@@ -72,7 +73,8 @@ class Div(_Binary):
     def backward(self, gy):
         a, b = self.inputs
         ga = gy / b
-        return sum_to(ga, a.shape), sum_to(-ga * a / b, b.shape)
+        return (sum_to(ga, a.shape) if self.needs_input_grad[0] else None,
+                sum_to(-ga * a / b, b.shape) if self.needs_input_grad[1] else None)
 
 
 class Neg(Function):

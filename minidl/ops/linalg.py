@@ -32,8 +32,8 @@ class MatMul(Function):
         b2 = b if b.ndim > 1 else b.reshape(-1, 1)
         out2 = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2]) + (a2.shape[-2], b2.shape[-1])
         gy2 = gy.reshape(out2)
-        ga = sum_to(gy2 @ _matrix_T(b2), a2.shape).reshape(a.shape)
-        gb = sum_to(_matrix_T(a2) @ gy2, b2.shape).reshape(b.shape)
+        ga = sum_to(gy2 @ _matrix_T(b2), a2.shape).reshape(a.shape) if self.needs_input_grad[0] else None
+        gb = sum_to(_matrix_T(a2) @ gy2, b2.shape).reshape(b.shape) if self.needs_input_grad[1] else None
         return ga, gb
 
 
