@@ -1,9 +1,12 @@
 """Per-op overhead: how long a small add and its backward take in minidl, NumPy and PyTorch.
 
 For tiny arrays the arithmetic is nothing; what is measured is the framework's bookkeeping per op
-(wrapping arrays, recording the graph, walking it backward). minidl (with NumPy's bare add for
-scale) and PyTorch run in processes of their own, alternating for ``--rounds`` rounds, each from the
-environment the benchmark was started with; every time is the median over the rounds.
+(wrapping arrays, recording the graph, walking it backward). The last row is the cost per op of a
+whole graph, a chain of multiplies and adds with a sum at the end, forward and backward, divided by
+its number of ops: a single op's backward is mostly the cost of starting one, which a graph pays
+once. minidl (with NumPy's bare add for scale) and PyTorch run in processes of their own,
+alternating for ``--rounds`` rounds, each from the environment the benchmark was started with;
+every time is the median over the rounds.
 
     python benchmarks/bench_overhead.py [--size 16] [--rounds 3] [--json out.json]
 """
@@ -25,6 +28,23 @@ def operands(size):
             rng.standard_normal((size, size)).astype(np.float32))
 
 
+CHAIN = 50  # (y * b + b) pairs in the chain, then a sum: 2 * CHAIN + 1 ops
+
+
+def chain_per_op(x, b):
+    """Seconds per op of the chain on ``x`` (requires grad) and the constant ``b``, forward and
+    backward; the same code runs on minidl's tensors and on PyTorch's."""
+
+    def run():
+        x.grad = None
+        y = x
+        for _ in range(CHAIN):
+            y = y * b + b
+        y.sum().backward()
+
+    return median_time(run) / (2 * CHAIN + 1)
+
+
 def measure_minidl(size):
     """(library, operation, seconds) rows of NumPy's bare add and of minidl's."""
     import minidl as mdl
@@ -43,6 +63,7 @@ def measure_minidl(size):
         (ag + bg).backward(g)
 
     rows.append(("minidl", "a + b, backward", median_time(fwd_bwd)))
+    rows.append(("minidl", "chain, per op", chain_per_op(ag, b)))
     return rows
 
 
@@ -59,6 +80,7 @@ def measure_torch(torch, size):
         (tag + tbg).backward(tgrad)
 
     rows.append(("torch", "a + b, backward", median_time(torch_fwd_bwd)))
+    rows.append(("torch", "chain, per op", chain_per_op(tag, tb)))
     return rows
 
 
