@@ -5,7 +5,9 @@ the CPU by the harness, the CUDA kernels on a GPU where there is one) is run on 
 (stride, padding, dilation, ceil_mode, count_include_pad, rectangular kernels, overlapping and
 gapped windows) in float32 and float64 and compared with ``numpy_impl``. Where an implementation
 adds in the reference's order (im2col, col2im, pooling, LRN's window sums, the Winograd input
-transform and output adjoint) the results must be identical bit for bit; batch norm, whose
+transform and output adjoint) or does its arithmetic in its order (the activations' gradients) the
+results must be identical bit for bit, and tanh is held to the error each implementation documents
+(float32 tanh to one rational function on the CPU and the GPU); batch norm, whose
 statistics are float64 sums there and NumPy's pairwise sums in the input's dtype here, the Winograd
 output transform and, on CUDA, LRN's power agree to 1e-6 relative. The reference itself is checked
 for what running on CuPy needs: no host reads, no scatter.
@@ -261,6 +263,133 @@ def test_winograd_transforms_agree(impl, shape, padding, dtype):
     assert_same(impl.winograd_output_transform_adjoint(gy), numpy_impl.winograd_output_transform_adjoint(gy))
 
 
+# --- the activations: the gradients bit for bit, tanh within its error ---------------------------
+
+def assert_bits(actual, expected):
+    """`assert_same`, and the same sign wherever the value is not NaN: -0.0 is not 0.0 here."""
+    assert_same(actual, expected)
+    numbers = ~np.isnan(expected)
+    np.testing.assert_array_equal(np.signbit(np.asarray(actual))[numbers], np.signbit(np.asarray(expected))[numbers])
+
+
+def activation_values(shape, dtype, seed, largest=True):
+    """Normal values, one in five replaced by a hard case: +-0, +-1, +-inf, NaN, a subnormal and,
+    if ``largest``, the largest finite magnitude (whose square overflows)."""
+    rng = np.random.default_rng(seed)
+    x = np.asarray(rng.standard_normal(shape)).astype(dtype)
+    info = np.finfo(dtype)
+    hard = [0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, np.nan, info.smallest_subnormal] + [-info.max] * largest
+    hard = np.array(hard, dtype)
+    where = np.asarray(rng.random(shape) < 0.2)
+    x[where] = rng.choice(hard, int(where.sum()))
+    return x
+
+
+ACTIVATION_SHAPES = [(), (0,), (7,), (3, 5, 17), (4, 300)]  # 1200 values: the harness's grid-stride loop
+GRADIENTS = ["tanh_backward", "sigmoid_backward", "relu_backward"]
+
+
+@pytest.mark.parametrize("name", GRADIENTS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", ACTIVATION_SHAPES)
+def test_activation_gradients_are_bit_identical(impl, name, shape, dtype):
+    gy, y = activation_values(shape, dtype, 0), activation_values(shape, dtype, 1)
+    with np.errstate(over="ignore", invalid="ignore"):  # inf * 0, and the square of the largest value
+        for a, b in [(gy, y), (gy.T, y.T)]:  # transposed: inputs that are not contiguous
+            assert_bits(getattr(impl, name)(a, b), getattr(numpy_impl, name)(a, b))
+
+
+def test_relu_backward_passes_gy_only_where_y_is_positive(impl):
+    y = np.array([1.0, 0.0, -0.0, -1.0, np.nan, np.inf, -np.inf, 5e-324, 2.0])
+    gy = np.array([np.nan, np.inf, np.nan, -np.inf, np.inf, -2.0, np.nan, -0.0, -0.0])
+    expected = np.array([np.nan, 0.0, 0.0, 0.0, 0.0, -2.0, 0.0, -0.0, -0.0])
+    for implementation in (impl, numpy_impl):
+        assert_bits(implementation.relu_backward(gy, y), expected)
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_the_activation_gradients_follow_pytorch(torch, dtype):
+    # The reference against ATen's backward kernels on the same (gy, y), special values included. ATen
+    # fuses multiply-adds and multiplies in another order, so to rounding, and without the values whose
+    # products overflow in one order only; ReLU's differs where y is NaN: PyTorch passes gy there.
+    gy, y = (activation_values((40, 50), dtype, seed, largest=False) for seed in (0, 1))
+    tgy, ty = torch.from_numpy(gy), torch.from_numpy(y)
+    aten = torch.ops.aten
+    with np.errstate(over="ignore", invalid="ignore"):
+        pairs = [(numpy_impl.tanh_backward(gy, y), aten.tanh_backward(tgy, ty).numpy()),
+                 (numpy_impl.sigmoid_backward(gy, y), aten.sigmoid_backward(tgy, ty).numpy())]
+        for ours, theirs in pairs:
+            assert_same(np.isfinite(ours), np.isfinite(theirs))
+            finite = np.isfinite(ours)
+            assert_same(ours[~finite], theirs[~finite])
+            # Where 1 - y*y (or 1 - y) cancels, y*y's rounding (an ulp of 1, times gy) is all that is
+            # left; a subnormal gy is rounded to a multiple of the smallest one.
+            info = np.finfo(dtype)
+            slack = 1e-6 * np.abs(theirs) + 2 * info.eps * np.abs(gy) + 2 * info.smallest_subnormal
+            assert (np.abs(ours - theirs)[finite] <= slack[finite]).all()
+    theirs = aten.threshold_backward(tgy, ty, 0).numpy()
+    ours = numpy_impl.relu_backward(gy, y)
+    numbers = ~np.isnan(y)
+    assert_same(ours[numbers], theirs[numbers])
+    assert not ours[~numbers].any()
+    assert_same(theirs[~numbers], gy[~numbers])
+
+
+# Float32 tanh: |t - tanh x| in ulps of tanh x (the float32 spacing of its binade), against float64
+# tanh. The rational approximation of the Numba and the CUDA kernels is within 6.14 ulp over every
+# float32 in [-10, 10] (the worst at x = 6.533985) and +-1 past that.
+TANH_ULPS = 6.5
+# Float64: the distance in ulps to NumPy's tanh (within 1.2 ulp of tanh, measured). The Numba kernels
+# call NumPy's tanh; CUDA's is within 1 ulp (documented), glibc's, which the harness runs, within 2.2
+# (measured).
+TANH_ULPS_FLOAT64 = 3
+
+
+def tanh_inputs(dtype):
+    """float32: every 1024th float32 from 0 to 10 (8192 in each binade, subnormals included), the
+    4000 around the worst case of the Numba kernels, and their negatives; float64: 10**5 values
+    spread alike over magnitudes from 1e-310 to 20. Both: +-0, +-inf, NaN, the largest magnitude."""
+    if dtype == np.float32:
+        ten, hardest = (int(np.array(v, np.float32).view(np.uint32)) for v in (10.0, 6.533985))
+        grid = np.arange(0, ten + 1, 1024, dtype=np.uint32)
+        near = np.arange(hardest - 2000, hardest + 2000, dtype=np.uint32)
+        x = np.concatenate([grid, near]).view(np.float32)
+    else:
+        x = 10.0 ** np.random.default_rng(0).uniform(-310, np.log10(20), 10**5)
+    special = np.array([np.inf, np.nan, np.finfo(dtype).max, 0.0], dtype)
+    return np.concatenate([x, special, -x, -special])
+
+
+def ulps_from_tanh(t, x):
+    exact = np.tanh(x.astype(np.float64))
+    _, exponent = np.frexp(exact)
+    return np.abs(t.astype(np.float64) - exact) / np.ldexp(1.0, np.maximum(exponent - 24, -149))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_tanh_forward_is_within_its_error(impl, dtype):
+    x = tanh_inputs(dtype)
+    t = impl.tanh_forward(x)
+    assert t.dtype == x.dtype and t.shape == x.shape
+    nan = np.isnan(x)
+    assert np.isnan(t[nan]).all() and not np.isnan(t[~nan]).any()
+    zero = x == 0
+    assert_bits(t[zero], x[zero])  # tanh(-0) = -0
+    x, t = x[~nan], t[~nan]
+    if dtype == np.float32:
+        assert ulps_from_tanh(t, x).max() <= TANH_ULPS
+    elif impl.name == "numba":
+        assert_same(t, numpy_impl.tanh_forward(x))
+    else:
+        assert np.abs(t.view(np.int64) - numpy_impl.tanh_forward(x).view(np.int64)).max() <= TANH_ULPS_FLOAT64
+
+
+def test_float32_tanh_is_the_same_function_on_the_cpu_and_the_gpu(impl, numba_impl):
+    x = tanh_inputs(np.float32)
+    assert_bits(impl.tanh_forward(x), numba_impl.tanh_forward(x))
+
+
 def test_kernels_run_as_plain_python_with_the_jit_disabled():
     # NUMBA_DISABLE_JIT=1 is how a kernel is stepped through in a debugger; it must still be right.
     pytest.importorskip("numba")
@@ -280,12 +409,18 @@ def test_kernels_run_as_plain_python_with_the_jit_disabled():
         pairs += zip(nb.lrn_forward(x, 3, 2.0, 0.75, 2.0), ref.lrn_forward(x, 3, 2.0, 0.75, 2.0))
         pairs += zip(nb.batch_norm_forward(x, np.ones(3), np.zeros(3), 1e-5),
                      ref.batch_norm_forward(x, np.ones(3), np.zeros(3), 1e-5))
+        g = rng.standard_normal(x.shape)
+        pairs += [(getattr(nb, name)(g, x), getattr(ref, name)(g, x))
+                  for name in ("tanh_backward", "sigmoid_backward", "relu_backward")]
+        pairs += [(nb.tanh_forward(x), ref.tanh_forward(x)),
+                  (nb.tanh_forward(x.astype(np.float32)), ref.tanh_forward(x.astype(np.float32)))]
         m = rng.standard_normal((16, 2, 12))
         pairs += [(nb.winograd_input_transform(x, (1, 0)), ref.winograd_input_transform(x, (1, 0))),
                   (nb.winograd_output_transform(m, (2, 2, 5, 3)), ref.winograd_output_transform(m, (2, 2, 5, 3))),
                   (nb.winograd_output_transform_adjoint(x), ref.winograd_output_transform_adjoint(x))]
-        for a, b in pairs:
-            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+        for a, b in pairs:  # float32 tanh: the rational approximation, to float32's rounding
+            tol = 1e-6 if a.dtype == np.float32 else 1e-12
+            np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
     """
     env = dict(os.environ, NUMBA_DISABLE_JIT="1")
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
@@ -419,13 +554,16 @@ def kernel_calls(dtype=np.float64, seed=3):
     _, mean, invstd = numpy_impl.batch_norm_forward(x, gamma, beta, 1e-5)
     m = rng.standard_normal((16, 3, 2 * 3 * 3)).astype(dtype)
     folded = rng.standard_normal(numpy_impl.im2col(x, *conv, None, True).shape).astype(dtype)
+    ty = numpy_impl.tanh_forward(x)
     return [("im2col", x, *conv), ("col2im", col, x.shape, *conv), ("im2col", x, *conv, None, True),
             ("col2im", folded, x.shape, *conv, True), ("max_pool2d_forward", x, *pool),
             ("max_pool2d_backward", gy, argmax, x.shape, *pool[:3]), ("avg_pool2d_forward", x, *pool, False),
             ("avg_pool2d_backward", gy, x.shape, *pool, False), ("lrn_forward", x, *lrn),
             ("lrn_backward", x, ly, scale, x, *lrn), ("batch_norm_forward", x, gamma, beta, 1e-5),
             ("batch_norm_backward", x, x, gamma, mean, invstd), ("winograd_input_transform", x, (1, 0)),
-            ("winograd_output_transform", m, (2, 3, 6, 5)), ("winograd_output_transform_adjoint", x)]
+            ("winograd_output_transform", m, (2, 3, 6, 5)), ("winograd_output_transform_adjoint", x),
+            ("tanh_forward", x), ("tanh_backward", x, ty), ("sigmoid_backward", x, ty * 0.5 + 0.5),
+            ("relu_backward", x, ly)]
 
 
 def _on_a_device(monkeypatch):

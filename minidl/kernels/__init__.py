@@ -16,6 +16,8 @@ A new implementation is a module with these functions; the same tests run on eac
 Conventions shared by every implementation:
 - images are NCHW; ``kernel``, ``stride``, ``padding`` and ``dilation`` are
   ``(h, w)`` pairs of ints;
+- the elementwise kernels (tanh and the activations' gradients) take arrays of one shape:
+  nothing broadcasts;
 - outputs keep the input's dtype (float32 stays float32);
 - inputs are never modified.
 """
@@ -230,3 +232,34 @@ def winograd_output_transform_adjoint(gy):
     N*TH*TW)): each 2x2 tile of gy, zero past OH and OW, becomes ``A gy_tile A^T``. It takes
     the output gradient into the transformed domain, where the weight gradient is a GEMM."""
     return implementation(gy).winograd_output_transform_adjoint(gy)
+
+
+def tanh_forward(x):
+    """``y = tanh x``, elementwise. The reference is the array module's tanh; the compiled
+    implementations round differently, within the error each documents. In float32 Numba and
+    CUDA both compute one rational approximation, in the same operations (the same bits on the
+    CPU and the GPU), within 6.2 ulp of tanh (`numba_impl.activation`); in float64 Numba calls
+    NumPy's tanh (the reference's bits) and CUDA its own, within 1 ulp."""
+    return implementation(x).tanh_forward(x)
+
+
+def tanh_backward(gy, y):
+    """The gradient of `tanh_forward` from its output: ``gx = gy * (1 - y*y)``, each of the three
+    operations rounded to the inputs' dtype in that order (``y*y``, then ``1 - y*y``, then the
+    product with gy; no fused multiply-add), so that every implementation returns the
+    reference's bits."""
+    return implementation(gy, y).tanh_backward(gy, y)
+
+
+def sigmoid_backward(gy, y):
+    """The gradient of the sigmoid from its output: ``gx = (gy * y) * (1 - y)``, each of the three
+    operations rounded to the inputs' dtype in that order, so that every implementation returns
+    the reference's bits."""
+    return implementation(gy, y).sigmoid_backward(gy, y)
+
+
+def relu_backward(gy, y):
+    """The gradient of ReLU from its output: ``gx = gy`` where ``y > 0``, else +0, also where y is
+    NaN and whatever gy is there (an inf or NaN gradient does not pass a unit that is off). Nothing
+    is rounded. PyTorch's ``threshold_backward`` agrees except where y is NaN: it passes gy there."""
+    return implementation(gy, y).relu_backward(gy, y)

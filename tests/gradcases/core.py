@@ -15,6 +15,11 @@ def unary(kind):
     return [[Inp(tuple(s[0]), kind)] for s in UNARY]
 
 
+def same_shape(kind_b):
+    """Pairs of one shape, the second drawn as ``kind_b``."""
+    return [[Inp(tuple(s[0])), Inp(tuple(s[0]), kind_b)] for s in UNARY]
+
+
 def binary(kind_a="any", kind_b="any"):
     return [[Inp(tuple(a), kind_a), Inp(tuple(b), kind_b)] for a, b in BINARY]
 
@@ -88,6 +93,11 @@ CASES = (
     + cases_for("ReLU", lambda x: x.relu(), unary("nonzero"), double=True)
     + cases_for("Tanh", lambda x: x.tanh(), unary("any"), double=True)
     + cases_for("Sigmoid", lambda x: x.sigmoid(), unary("any"), double=True)
+    # The activations' gradients as Functions of (gy, y), one shape for both (they do not broadcast);
+    # y away from ReLU's kink at 0, where the mask jumps.
+    + cases_for("TanhGrad", lambda gy, y: ops.TanhGrad()(gy, y), same_shape("any"), double=True)
+    + cases_for("SigmoidGrad", lambda gy, y: ops.SigmoidGrad()(gy, y), same_shape("any"), double=True)
+    + cases_for("ReLUGrad", lambda gy, y: ops.ReLUGrad()(gy, y), same_shape("nonzero"), double=True)
     + cases_for("Softmax", lambda x: x.softmax(axis=-1), [[(4,)], [(2, 3)], [(2, 1)], [(2, 3, 2)]], double=True)
     + cases_for("Softmax", lambda x: x.softmax(dim=0), [[(3, 2)]], double=True)
     + cases_for("LogSoftmax", lambda x: x.log_softmax(axis=-1), [[(4,)], [(2, 3)], [(2, 3, 2)]], double=True)

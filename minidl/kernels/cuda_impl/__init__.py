@@ -14,9 +14,10 @@ own outputs: no shared memory, no warp intrinsics, no atomics, so results are th
 for bit on every run. A gradient that several windows send to one pixel is gathered by the
 pixel's thread (col2im, average pooling) rather than scattered. Where the reference adds in
 an order of its own the kernels add in the same order in the same dtype, so im2col, col2im,
-pooling and the Winograd input transform and output adjoint are bit-identical to it; LRN
-(CUDA's ``pow``), batch norm (float64 sums against NumPy's pairwise ones) and the Winograd
-output transform agree to rounding.
+pooling, the Winograd input transform and output adjoint and the activations' gradients are
+bit-identical to it; LRN (CUDA's ``pow``), batch norm (float64 sums against NumPy's pairwise
+ones) and the Winograd output transform agree to rounding, and tanh to its documented error
+(``activation``).
 
 A Python wrapper per kernel allocates the outputs with the input's array module and dtype,
 makes the inputs contiguous, computes the launch from the shapes alone and launches; no
@@ -24,6 +25,7 @@ wrapper reads a value back from the GPU, so nothing waits for the device. The wr
 written against ``xp``, so with NumPy arrays and a CPU launcher in place of
 ``_module.function`` the whole path runs without a GPU (``tests/cuda_host.py``).
 """
+from minidl.kernels.cuda_impl.activation import relu_backward, sigmoid_backward, tanh_backward, tanh_forward
 from minidl.kernels.cuda_impl.batchnorm import batch_norm_backward, batch_norm_forward
 from minidl.kernels.cuda_impl.im2col import col2im, im2col
 from minidl.kernels.cuda_impl.lrn import lrn_backward, lrn_forward

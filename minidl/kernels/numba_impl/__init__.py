@@ -1,13 +1,14 @@
 """The Numba kernels: the reference's semantics, compiled and run in parallel on the CPU.
 
 Each kernel is a plain loop nest under ``@njit(parallel=True, cache=True)`` whose outer
-``prange`` runs over independent pieces (an (n, c) plane or row, a channel), so no two
+``prange`` runs over independent pieces (an (n, c) plane or row, a channel, an element), so no two
 threads write the same element. A Python wrapper per kernel checks nothing the reference
 does not, allocates the output in the input's dtype (float32 stays float32) and calls the
 loop nest. Sums that the reference rounds in its own dtype are done in the same order
-here, so im2col, col2im, pooling and LRN are bit-identical to the reference; the
-batch-norm statistics, which the reference sums with NumPy's pairwise summation, are
-accumulated in float64 instead and agree to rounding.
+here, so im2col, col2im, pooling, LRN and the activations' gradients are bit-identical to
+the reference; the batch-norm statistics, which the reference sums with NumPy's pairwise
+summation, are accumulated in float64 instead and agree to rounding, and float32 tanh is a
+rational approximation within 6.2 ulp (``activation``).
 
 Compilation happens on the first call per dtype and is cached on disk (``cache=True``), so
 it is paid once per machine. ``NUMBA_DISABLE_JIT=1`` runs the same loops as plain Python,
@@ -22,6 +23,7 @@ their start (see ``minidl.threads``), and so can any program, with ``mdl.configu
 Several Python threads may call the kernels at once; where Numba's threading layer cannot
 take that (its 'workqueue' fallback), they take turns (see ``_parallel``).
 """
+from minidl.kernels.numba_impl.activation import relu_backward, sigmoid_backward, tanh_backward, tanh_forward
 from minidl.kernels.numba_impl.batchnorm import batch_norm_backward, batch_norm_forward
 from minidl.kernels.numba_impl.im2col import col2im, im2col
 from minidl.kernels.numba_impl.lrn import lrn_backward, lrn_forward
