@@ -1,7 +1,7 @@
 // Lets minidl's CUDA kernels (minidl/kernels/cuda_impl/*.cu) compile as plain C++ for the
 // CPU harness in tests/cuda_host.py. Test code, not a product: it maps the CUDA built-ins the
 // kernels use onto globals that the harness sets before it calls a kernel once per thread.
-#include <cmath>  // powf, pow, sqrt: the math functions the kernels call
+#include <cmath>  // powf, pow, sqrtf, sqrt, tanh: the math functions the kernels call
 
 #define __global__
 #define __device__

@@ -390,6 +390,24 @@ def test_float32_tanh_is_the_same_function_on_the_cpu_and_the_gpu(impl, numba_im
     assert_bits(impl.tanh_forward(x), numba_impl.tanh_forward(x))
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("size, weight_decay", [(5, 0.0), (3000, 0.01), (70000, 0.0)])
+def test_adam_update_is_bit_identical(impl, size, weight_decay, dtype):
+    # In place, so not through impl's check that inputs come back unchanged: the arrays go to the
+    # device, take five steps there and come back to be compared with the reference's.
+    rng = np.random.default_rng(size)
+    start = [rng.standard_normal(size).astype(dtype), np.zeros(size, dtype), np.zeros(size, dtype)]
+    grads = [rng.standard_normal(size).astype(dtype) for _ in range(5)]
+    ours, reference = [impl._to_device(a.copy()) for a in start], [a.copy() for a in start]
+    for t, g in enumerate(grads, 1):
+        settings = (0.9, 0.999, 0.01 / (1 - 0.9 ** t), (1 - 0.999 ** t) ** 0.5, 1e-8, weight_decay)
+        impl.module.adam_update(ours[0], impl._to_device(g), ours[1], ours[2], *settings)
+        numpy_impl.adam_update(reference[0], g, reference[1], reference[2], *settings)
+    for a, b in zip(ours, reference):
+        assert_same(impl._to_host(a), b)
+    assert np.abs(reference[0] - start[0]).max() > 0.01
+
+
 def test_kernels_run_as_plain_python_with_the_jit_disabled():
     # NUMBA_DISABLE_JIT=1 is how a kernel is stepped through in a debugger; it must still be right.
     pytest.importorskip("numba")
@@ -412,6 +430,12 @@ def test_kernels_run_as_plain_python_with_the_jit_disabled():
         g = rng.standard_normal(x.shape)
         pairs += [(getattr(nb, name)(g, x), getattr(ref, name)(g, x))
                   for name in ("tanh_backward", "sigmoid_backward", "relu_backward")]
+        start = [rng.standard_normal(7), rng.standard_normal(7), np.zeros(7), np.zeros(7)]
+        for module in (nb, ref):
+            arrays = [a.copy() for a in start]
+            module.adam_update(*arrays, 0.9, 0.99, 0.1, 0.5, 1e-8, 0.1)
+            pairs.append(arrays[0])
+        pairs[-2:] = [tuple(pairs[-2:])]
         pairs += [(nb.tanh_forward(x), ref.tanh_forward(x)),
                   (nb.tanh_forward(x.astype(np.float32)), ref.tanh_forward(x.astype(np.float32)))]
         m = rng.standard_normal((16, 2, 12))

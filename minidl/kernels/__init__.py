@@ -19,7 +19,7 @@ Conventions shared by every implementation:
 - the elementwise kernels (tanh and the activations' gradients) take arrays of one shape:
   nothing broadcasts;
 - outputs keep the input's dtype (float32 stays float32);
-- inputs are never modified.
+- inputs are never modified, except by `adam_update`, an update in place.
 """
 import os
 
@@ -263,3 +263,16 @@ def relu_backward(gy, y):
     NaN and whatever gy is there (an inf or NaN gradient does not pass a unit that is off). Nothing
     is rounded. PyTorch's ``threshold_backward`` agrees except where y is NaN: it passes gy there."""
     return implementation(gy, y).relu_backward(gy, y)
+
+
+def adam_update(param, grad, exp_avg, exp_avg_sq, beta1, beta2, step_size, bias2_sqrt, eps, weight_decay):
+    """One Adam step on one parameter, in place: the one kernel that changes its inputs, since an
+    update is in place by nature (``grad`` is only read). With ``g = grad + weight_decay * param``
+    (just ``grad`` when weight_decay is 0): ``exp_avg = exp_avg * beta1 + (1 - beta1) * g``,
+    ``exp_avg_sq = exp_avg_sq * beta2 + (1 - beta2) * g * g``, then ``param = param - step_size *
+    exp_avg / (sqrt(exp_avg_sq) / bias2_sqrt + eps)``; the numbers are rounded to the arrays' dtype
+    first and every operation in that order, so every implementation gives the reference's bits.
+    `minidl.optim.Adam` passes ``step_size = lr / (1 - beta1**t)``, ``bias2_sqrt = sqrt(1 -
+    beta2**t)``. Returns None."""
+    implementation(param, grad, exp_avg, exp_avg_sq).adam_update(param, grad, exp_avg, exp_avg_sq, beta1, beta2,
+                                                                 step_size, bias2_sqrt, eps, weight_decay)

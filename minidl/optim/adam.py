@@ -1,7 +1,7 @@
 """Adam (Kingma & Ba, 2015) with L2 weight decay added to the gradient."""
 import math
 
-from minidl import backend
+from minidl import backend, kernels
 from minidl.optim.optimizer import Optimizer, nonnegative, unit_interval
 
 
@@ -51,13 +51,7 @@ class Adam(Optimizer):
             state.update(step=0, exp_avg=xp.zeros_like(p.data), exp_avg_sq=xp.zeros_like(p.data))
         state["step"] += 1
         t = state["step"]
-        if group["weight_decay"] != 0:
-            grad = grad + group["weight_decay"] * p.data
-        m, v = state["exp_avg"], state["exp_avg_sq"]
-        m *= beta1
-        m += (1 - beta1) * grad
-        v *= beta2
-        v += (1 - beta2) * grad * grad
-        step_size = group["lr"] / (1 - beta1 ** t)
-        denom = backend.get_array_module(v).sqrt(v) / math.sqrt(1 - beta2 ** t) + group["eps"]
-        p.data -= step_size * m / denom
+        # The rule above in one pass over the parameter (kernels.adam_update), not one per term.
+        kernels.adam_update(p.data, grad, state["exp_avg"], state["exp_avg_sq"], beta1, beta2,
+                            group["lr"] / (1 - beta1 ** t), math.sqrt(1 - beta2 ** t), group["eps"],
+                            group["weight_decay"])

@@ -29,6 +29,7 @@ from minidl.kernels.cuda_impl.activation import relu_backward, sigmoid_backward,
 from minidl.kernels.cuda_impl.batchnorm import batch_norm_backward, batch_norm_forward
 from minidl.kernels.cuda_impl.im2col import col2im, im2col
 from minidl.kernels.cuda_impl.lrn import lrn_backward, lrn_forward
+from minidl.kernels.cuda_impl.optim import adam_update
 from minidl.kernels.cuda_impl.pooling import (avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward,
                                               max_pool2d_forward)
 from minidl.kernels.cuda_impl.winograd import (winograd_input_transform, winograd_output_transform,

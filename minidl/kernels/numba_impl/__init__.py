@@ -27,6 +27,7 @@ from minidl.kernels.numba_impl.activation import relu_backward, sigmoid_backward
 from minidl.kernels.numba_impl.batchnorm import batch_norm_backward, batch_norm_forward
 from minidl.kernels.numba_impl.im2col import col2im, im2col
 from minidl.kernels.numba_impl.lrn import lrn_backward, lrn_forward
+from minidl.kernels.numba_impl.optim import adam_update
 from minidl.kernels.numba_impl.pooling import (avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward,
                                                max_pool2d_forward)
 from minidl.kernels.numba_impl.winograd import (winograd_input_transform, winograd_output_transform,
