@@ -20,7 +20,7 @@ finds it), and writes into ``docs/images/``:
 Everything is computed from the files of the run and the test image, so the same run gives the same
 pictures on every rerun (the PNGs carry no version string or date; the SVG carries Graphviz's
 version). The committed pictures come from the run that the README's command makes (seed 0, 9
-epochs, test accuracy 0.9921). Needs matplotlib (``pip install -e ".[plot]"``). Rerun it after
+epochs, test accuracy 0.9920). Needs matplotlib (``pip install -e ".[plot]"``). Rerun it after
 retraining, and commit the pictures with the script.
 """
 import argparse
