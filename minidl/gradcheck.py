@@ -83,7 +83,18 @@ def _numerical_jacobian(fn, inputs, x, eps):
     return np.stack(cols, axis=1) if cols else np.zeros((0, 0))
 
 
-def _compare(analytic, numerical, atol, rtol, describe):
+def _compare(analytic, numerical, atol, rtol, describe, allow_nonfinite):
+    finite = np.isfinite(analytic) & np.isfinite(numerical)
+    if not finite.all():
+        if not allow_nonfinite:
+            # err / bound below is NaN for a NaN, and NaN > 1 is False: without this a NaN passed
+            where = np.unravel_index(int(np.argmin(finite)), finite.shape)
+            raise GradcheckError(
+                f"gradcheck failed for {describe(where)}: analytic {analytic[where]:.10g}, numerical "
+                f"{numerical[where]:.10g}; {int((~finite).sum())} of {finite.size} derivatives are not finite "
+                "(NaN or inf). Pass allow_nonfinite=True if that is expected: those values are then not compared"
+            )
+        analytic, numerical = np.where(finite, analytic, 0.0), np.where(finite, numerical, 0.0)
     err = np.abs(analytic - numerical)
     bound = atol + rtol * np.abs(numerical)
     excess = err / bound
@@ -98,14 +109,15 @@ def _compare(analytic, numerical, atol, rtol, describe):
         )
 
 
-def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
+def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0, allow_nonfinite=False):
     """Check ``fn``'s backward against central differences, in float64.
 
     ``inputs`` is a Tensor or a sequence of them (other values are passed
     through unchanged). Every floating input is copied to float64; those that
     require grad are checked. Returns True, or raises `GradcheckError`
     naming the input, the worst element, both values and the relative error.
-    Also fails if ``fn`` modifies its inputs.
+    Also fails if ``fn`` modifies its inputs, and where a derivative, analytic or
+    numerical, is NaN or inf, unless ``allow_nonfinite``: then those are not compared.
     """
     inputs, checked = _prepare_inputs(inputs)
     before = [backend.as_numpy(inputs[i].data).copy() for i in checked]
@@ -145,12 +157,13 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
         if full:
             analytic = np.stack([rows[k][pos].ravel() for k in range(n_out)])
             _compare(analytic, J, atol, rtol,
-                     lambda w: f"input {i} (shape {x.shape}), d output[{w[0]}] / d x{_index(x.shape, w[1])}")
+                     lambda w: f"input {i} (shape {x.shape}), d output[{w[0]}] / d x{_index(x.shape, w[1])}",
+                     allow_nonfinite)
         else:
             analytic = projected[pos].reshape(-1)
             _compare(analytic, v @ J, atol, rtol,
                      lambda w: f"input {i} (shape {x.shape}) at element {_index(x.shape, w[0])}, "
-                               f"gradient of a random projection of the output")
+                               f"gradient of a random projection of the output", allow_nonfinite)
     return True
 
 
@@ -158,7 +171,7 @@ def _index(shape, flat):
     return [int(i) for i in np.unravel_index(int(flat), shape)] if shape else "[]"
 
 
-def gradgradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
+def gradgradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0, allow_nonfinite=False):
     """Check second derivatives: gradcheck the map (inputs, v) -> J^T v built with
     ``create_graph=True``, for a random upstream gradient v."""
     inputs, checked = _prepare_inputs(inputs)
@@ -173,4 +186,5 @@ def gradgradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
         gs = grad(ys, [xs[i] for i in checked], grad_outputs=list(v), create_graph=True, allow_unused=True)
         return tuple(g for g in gs if g is not None and g.requires_grad)
 
-    return gradcheck(first_derivatives, list(inputs) + vs, eps=eps, atol=atol, rtol=rtol, seed=seed)
+    return gradcheck(first_derivatives, list(inputs) + vs, eps=eps, atol=atol, rtol=rtol, seed=seed,
+                     allow_nonfinite=allow_nonfinite)

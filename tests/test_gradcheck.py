@@ -46,6 +46,49 @@ def test_defaults_reject_small_errors(factor):
         mdl.gradcheck(scaled_square(factor), [big()])
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered")
+@pytest.mark.parametrize("make", [x23, big], ids=["full-jacobian", "random-projection"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_a_non_finite_analytic_gradient_fails(make, bad):
+    # err / bound is NaN for a NaN gradient and NaN > 1 is False: before, this passed silently.
+    class Poisoned(mdl.Function):
+        def forward(self, x):
+            return x ** 2
+
+        def backward(self, gy):
+            return gy * 2 * self.inputs[0] * bad
+
+    with pytest.raises(mdl.GradcheckError, match=r"analytic (nan|inf), numerical .*derivatives are not finite "
+                                                 r"\(NaN or inf\)\. Pass allow_nonfinite=True"):
+        mdl.gradcheck(lambda x: Poisoned()(x), [make()])
+    with pytest.raises(mdl.GradcheckError, match="not finite"):
+        mdl.gradgradcheck(lambda x: Poisoned()(x), [make()])
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered")
+def test_a_non_finite_numerical_derivative_fails():
+    # sqrt at -1: the forward itself is NaN there, so both derivatives with respect to x[1] are
+    x = mdl.tensor(np.array([4.0, -1.0, 9.0]), requires_grad=True)
+    with pytest.raises(mdl.GradcheckError, match=r"d output\[\d\] / d x\[1\].*not finite"):
+        mdl.gradcheck(lambda x: x.sqrt(), [x])
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered")
+def test_allow_nonfinite_skips_those_values_and_checks_the_rest():
+    x = mdl.tensor(np.array([4.0, -1.0, 9.0]), requires_grad=True)
+    assert mdl.gradcheck(lambda x: x.sqrt(), [x], allow_nonfinite=True)
+
+    class WrongWhereFinite(mdl.Function):  # sqrt's backward, 1% off
+        def forward(self, x):
+            return np.sqrt(x)
+
+        def backward(self, gy):
+            return gy * 0.505 / self.inputs[0].sqrt()
+
+    with pytest.raises(mdl.GradcheckError, match="relative error"):
+        mdl.gradcheck(lambda x: WrongWhereFinite()(x), [x], allow_nonfinite=True)
+
+
 def test_rejects_an_error_in_one_element_under_projection():
     class OneWrong(mdl.Function):
         def forward(self, x):
