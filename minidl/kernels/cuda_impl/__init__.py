@@ -19,8 +19,9 @@ bit-identical to it; LRN (CUDA's ``pow``), batch norm (float64 sums against NumP
 ones) and the Winograd output transform agree to rounding, and tanh to its documented error
 (``activation``).
 
-A Python wrapper per kernel allocates the outputs with the input's array module and dtype,
-makes the inputs contiguous, computes the launch from the shapes alone and launches; no
+A Python wrapper per kernel allocates the outputs with the input's array module and dtype
+(``adam_update`` updates its arrays in place instead, and hands non-contiguous ones to the
+reference), makes the inputs contiguous, computes the launch from the shapes alone and launches; no
 wrapper reads a value back from the GPU, so nothing waits for the device. The wrappers are
 written against ``xp``, so with NumPy arrays and a CPU launcher in place of
 ``_module.function`` the whole path runs without a GPU (``tests/cuda_host.py``).

@@ -4,7 +4,8 @@ Each kernel is a plain loop nest under ``@njit(parallel=True, cache=True)`` whos
 ``prange`` runs over independent pieces (an (n, c) plane or row, a channel, an element), so no two
 threads write the same element. A Python wrapper per kernel checks nothing the reference
 does not, allocates the output in the input's dtype (float32 stays float32) and calls the
-loop nest. Sums that the reference rounds in its own dtype are done in the same order
+loop nest (``adam_update`` has no output: it updates its arrays in place, with the
+reference's bits, ``optim``). Sums that the reference rounds in its own dtype are done in the same order
 here, so im2col, col2im, pooling, LRN and the activations' gradients are bit-identical to
 the reference; the batch-norm statistics, which the reference sums with NumPy's pairwise
 summation, are accumulated in float64 instead and agree to rounding, and float32 tanh is a
