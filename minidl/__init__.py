@@ -12,7 +12,7 @@ from minidl.backend import DeviceError, get_array_module
 from minidl.config import config, using_config
 from minidl.random import manual_seed
 from minidl.threads import configure_process
-from minidl.gradcheck import GradcheckError, gradcheck, gradgradcheck
+from minidl.gradcheck import GradcheckError, NondifferentiableError, gradcheck, gradgradcheck
 from minidl.ops import (abs, broadcast_to, cat, clip, concat, exp, flatten, log, log_softmax, matmul, maximum,
                         relu, reshape, sigmoid, softmax, sqrt, stack, tanh, transpose)
 from minidl.tensor import (AnomalyError, Function, Tensor, detect_anomaly, enable_grad, grad, is_grad_enabled,

@@ -1,8 +1,11 @@
 """The gradient checker itself: it must reject wrong backwards, and say where they are wrong."""
+import re
+
 import numpy as np
 import pytest
 
 import minidl as mdl
+import minidl.nn.functional as F
 
 
 def scaled_square(factor):
@@ -89,18 +92,23 @@ def test_allow_nonfinite_skips_those_values_and_checks_the_rest():
         mdl.gradcheck(lambda x: WrongWhereFinite()(x), [x], allow_nonfinite=True)
 
 
-def test_rejects_an_error_in_one_element_under_projection():
+def one_element_wrong_square(index, change):
+    """x**2 whose backward gets the gradient's element ``index`` (flat) wrong by ``change``."""
     class OneWrong(mdl.Function):
         def forward(self, x):
             return x ** 2
 
         def backward(self, gy):
             g = (gy * 2 * self.inputs[0]).data.copy()
-            g[3, 4] *= 1.01
+            g.reshape(-1)[index] = change(g.reshape(-1)[index])
             return mdl.tensor(g)
 
+    return lambda x: OneWrong()(x)
+
+
+def test_rejects_an_error_in_one_element_under_projection():
     with pytest.raises(mdl.GradcheckError, match=r"element \[3, 4\]"):
-        mdl.gradcheck(lambda x: OneWrong()(x), [big()])
+        mdl.gradcheck(one_element_wrong_square(3 * 6 + 4, lambda g: g * 1.01), [big()])
 
 
 def test_message_names_input_element_values_and_relative_error():
@@ -154,3 +162,118 @@ def test_gradgradcheck_rejects_a_backward_that_is_not_differentiable():
     assert mdl.gradcheck(f, [x23()])
     with pytest.raises(mdl.GradcheckError):
         mdl.gradgradcheck(f, [x23()])
+
+
+# --- error bars ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", ["elementwise", "directional"])
+@pytest.mark.parametrize("make", [x23, big], ids=["full-jacobian", "random-projection"])
+@pytest.mark.parametrize("factor", [1 + 1e-6, 1 - 1e-6])
+def test_defaults_reject_a_backward_off_by_one_part_in_a_million(make, mode, factor):
+    # The error bar of a Richardson estimate in float64 is ~1e-10 relative here: 1e-6 is far outside it
+    with pytest.raises(mdl.GradcheckError, match="times the tolerance"):
+        mdl.gradcheck(scaled_square(factor), [make()], mode=mode)
+    assert mdl.gradcheck(scaled_square(1.0), [make()], mode=mode)
+
+
+def test_the_message_states_the_error_bar():
+    with pytest.raises(mdl.GradcheckError, match=r"numerical 2\.\d+ \+- \d\.\de-\d\d, .*relative error 1e-05, "
+                                                 r"[\d.e+]+ times the tolerance \(error bar 4 x \d\.\de-\d\d\)"):
+        mdl.gradcheck(scaled_square(1 + 1e-5), [mdl.tensor(np.array([1.1]), requires_grad=True)])
+
+
+def test_atol_and_rtol_replace_the_error_bar_by_a_fixed_tolerance():
+    # PyTorch's defaults (atol=1e-5, rtol=1e-3) let a 1e-4 error through; the error bar does not
+    with pytest.raises(mdl.GradcheckError):
+        mdl.gradcheck(scaled_square(1 + 1e-4), [x23()])
+    assert mdl.gradcheck(scaled_square(1 + 1e-4), [x23()], atol=1e-5, rtol=1e-3)
+    with pytest.raises(mdl.GradcheckError, match=r"atol=0, rtol=1e-05"):
+        mdl.gradcheck(scaled_square(1 + 1e-4), [x23()], rtol=1e-5)
+
+
+@pytest.mark.parametrize("fn, x", [
+    (lambda x: (x * 40).exp(), [0.3, -0.2]),             # steep: f''' / f' = 1600
+    (lambda x: x ** 3, [0.0, 1e-7]),                     # f' = f'' = 0 at 0: no kink, however flat
+    (lambda x: (x * 1e4).tanh(), [1e-3, -3e-4]),         # curvature on the scale of 1e-4
+    (lambda x: x * 1e8 + 3, [2.0, 1.0]),                 # a large output: rounding scales with it
+    (lambda x: (x - 1e3) ** 2, [1e3 + 0.5, 1e3 - 2]),    # inputs far from 0
+], ids=["steep-exp", "flat-cube", "sharp-tanh", "large-output", "far-input"])
+def test_correct_but_awkward_functions_pass(fn, x):
+    assert mdl.gradcheck(fn, [mdl.tensor(np.array(x), requires_grad=True)])
+
+
+# --- kinks -----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fn, x, where", [
+    (lambda x: x.relu(), [0.5, 0.0, -1.0], "[1]"),
+    (lambda x: x.relu(), [0.5, 1.2e-5, -1.0], "[1]"),        # within 2 eps, not at the kink itself
+    (lambda x: x.abs(), [-3e-6, 2.0], "[0]"),
+    (lambda x: x.clip(-1, 1), [0.3, 1.0 - 5e-6], "[1]"),
+    (lambda x: x.max(), [0.7, 0.7, 0.1], "[0]"),             # a tie
+    (lambda x: mdl.maximum(x, mdl.tensor(np.array([0.2, 0.2]))), [0.2, 1.0], "[0]"),
+], ids=["relu-at-0", "relu-near-0", "abs", "clip-bound", "max-tie", "maximum-tie"])
+def test_an_input_at_a_kink_is_reported_as_such(fn, x, where):
+    with pytest.raises(mdl.NondifferentiableError, match=r"x?\[?.*" + re.escape(where) + r".*not differentiable"):
+        mdl.gradcheck(fn, [mdl.tensor(np.array(x), requires_grad=True)])
+
+
+def test_a_max_pooling_tie_is_reported_as_a_kink():
+    x = np.random.default_rng(0).permutation(16).reshape(1, 1, 4, 4).astype(np.float64)
+    x[0, 0, 0, 1] = x[0, 0, 0, 0] = 20.0  # the first window's maximum, twice
+    with pytest.raises(mdl.NondifferentiableError, match="max pooling"):
+        mdl.gradcheck(lambda t: F.max_pool2d(t, 2), [mdl.tensor(x, requires_grad=True)])
+
+
+def test_a_kink_beyond_the_steps_is_no_concern():
+    assert mdl.gradcheck(lambda x: x.relu(), [mdl.tensor(np.array([0.5, 1e-3, -1.0]), requires_grad=True)])
+
+
+def test_gradgradcheck_reports_the_jump_in_a_derivative():
+    # relu's derivative jumps at 0: to the second-order check it is a discontinuity, a kink and worse
+    with pytest.raises(mdl.NondifferentiableError):
+        mdl.gradgradcheck(lambda x: x.relu() * x, [mdl.tensor(np.array([0.0, 1.0]), requires_grad=True)])
+
+
+# --- directional mode ------------------------------------------------------------------------------
+
+def counting(fn):
+    calls = []
+
+    def counted(*args):
+        calls.append(1)
+        return fn(*args)
+
+    return counted, calls
+
+
+def test_auto_mode_checks_large_inputs_along_random_directions():
+    from minidl.gradcheck import DIRECTIONS, ELEMENTWISE_MAX_SIZE
+
+    small = mdl.tensor(np.random.default_rng(0).uniform(-1, 1, ELEMENTWISE_MAX_SIZE), requires_grad=True)
+    large = mdl.tensor(np.random.default_rng(0).uniform(-1, 1, ELEMENTWISE_MAX_SIZE + 1), requires_grad=True)
+    fn, calls = counting(lambda x: (x * x).sum())
+    assert mdl.gradcheck(fn, [small])
+    assert len(calls) == 1 + 4 * ELEMENTWISE_MAX_SIZE
+    calls.clear()
+    assert mdl.gradcheck(fn, [large])
+    assert len(calls) == 1 + 4 * DIRECTIONS
+
+
+def test_a_real_conv_layer_is_checked_in_a_few_dozen_evaluations():
+    mdl.manual_seed(0)
+    conv = mdl.nn.Conv2d(8, 16, 3, padding=1).double()
+    x = mdl.tensor(np.random.default_rng(0).standard_normal((4, 8, 16, 16)), requires_grad=True)
+    fn, calls = counting(lambda x, w, b: F.conv2d(x, w, b, padding=1))
+    assert mdl.gradcheck(fn, [x, conv.weight, conv.bias])  # 8192 + 1152 + 16 elements
+    assert len(calls) <= 1 + 4 * 3 * 2 + 4 * 16  # x and w along 3 directions, b element by element
+
+
+def test_directional_mode_rejects_one_wrong_element_of_a_large_gradient():
+    x = mdl.tensor(np.random.default_rng(0).uniform(-1, 1, (40, 50)), requires_grad=True)
+    with pytest.raises(mdl.GradcheckError, match="along random direction"):
+        mdl.gradcheck(one_element_wrong_square(1234, lambda g: g + 1e-4), [x])
+
+
+def test_an_unknown_mode_is_refused():
+    with pytest.raises(ValueError, match="mode must be"):
+        mdl.gradcheck(lambda x: x * 2, [x23()], mode="fast")

@@ -26,6 +26,20 @@ def test_gradgradcheck(case):
     assert mdl.gradgradcheck(case.fn, case.make_inputs(), **case.kwargs)
 
 
+SEEDS = 20
+
+
+@pytest.mark.parametrize("op", sorted({c.op for c in CASES}))
+def test_correct_ops_pass_across_seeds(op):
+    # the error bars are tight: they must hold for every draw, not just the one above
+    cases = [c for c in CASES if c.op == op]
+    for seed in range(1, SEEDS + 1):
+        case = cases[seed % len(cases)]
+        assert mdl.gradcheck(case.fn, case.make_inputs(seed), seed=seed, **case.kwargs)
+        if case.double:
+            assert mdl.gradgradcheck(case.fn, case.make_inputs(seed), seed=seed, **case.kwargs)
+
+
 @settings(max_examples=30, deadline=None, derandomize=True)
 @given(shapes=mutually_broadcastable_shapes(num_shapes=2, max_dims=3, max_side=3))
 def test_binary_ops_broadcast_any_shapes(shapes):

@@ -87,8 +87,10 @@ CASES = (
     + cases_for("Concat", lambda a, b, c: mdl.cat([a, b, c], dim=0), [[(1, 3), (2, 3), (1, 3)]])
     + cases_for("Concat", lambda a, b: mdl.stack([a, b], axis=-1), [[(2, 3), (2, 3)]])
     + cases_for("Cast", lambda x: ops.shape.Cast(np.float64)(x), [[(2, 3)]], double=True)
-    # a round trip through float32: eps must dwarf float32's rounding (~1e-7 relative)
-    + cases_for("Cast", lambda x: x.astype(np.float32).astype(np.float64), [[(2, 3)]], eps=1e-2)
+    # A round trip through float32: the identity up to float32's rounding (~1e-7 relative). Its jumps
+    # look like kinks unless the step dwarfs them, and a float64 error bar cannot see them: a large
+    # step (the function is linear) and a fixed tolerance above float32's rounding.
+    + cases_for("Cast", lambda x: x.astype(np.float32).astype(np.float64), [[(2, 3)]], eps=0.1, rtol=1e-5)
     + cases_for("ToDevice", lambda x: ops.shape.ToDevice("cpu")(x), [[(2, 3)]], double=True)
     + cases_for("ReLU", lambda x: x.relu(), unary("nonzero"), double=True)
     + cases_for("Tanh", lambda x: x.tanh(), unary("any"), double=True)
