@@ -1,5 +1,7 @@
 """Losses (cross-entropy, MSE) and the layers a classifier feeds into them (linear, dropout):
 gradients, PyTorch's values, numerical stability, errors."""
+import functools
+
 import numpy as np
 import pytest
 
@@ -7,6 +9,7 @@ import minidl as mdl
 from minidl.ops.dropout import dropout
 from minidl.ops.linalg import linear
 from minidl.ops.loss import cross_entropy, mse_loss
+from minidl.testing import OpTestCase, torch_function
 from conftest import close, randn
 
 
@@ -55,57 +58,31 @@ def test_cross_entropy_is_stable_for_huge_logits(dtype):
     np.testing.assert_allclose(x.grad.numpy(), [[1, -1, 0], [0, 0.5, -0.5]], atol=1e-6)
 
 
-# --- mean squared error ----------------------------------------------------------------
+# --- mean squared error and linear, through minidl.testing's checks --------------------------
+# (gradcheck and gradgradcheck, PyTorch's values and gradients, and NumPy's values, dtypes, a batch of 1)
 
-@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
-def test_mse_gradcheck(reduction):
-    a, b = mdl.tensor(randn(3, 4), requires_grad=True), mdl.tensor(randn(3, 4, seed=1), requires_grad=True)
-    assert mdl.gradcheck(lambda a, b: mse_loss(a, b, reduction), [a, b])
-    assert mdl.gradgradcheck(lambda a, b: mse_loss(a, b, reduction), [a, b])
+MSE_REFERENCE = {"mean": np.mean, "sum": np.sum, "none": lambda d: d}
 
 
-@pytest.mark.torch
-@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
-def test_mse_matches_torch(torch, reduction):
-    a, b = randn(3, 4), randn(3, 4, seed=1)
-    am, bm = mdl.tensor(a, requires_grad=True), mdl.tensor(b, requires_grad=True)
-    at, bt = torch.tensor(a, requires_grad=True), torch.tensor(b, requires_grad=True)
-    ym, yt = mse_loss(am, bm, reduction), torch.nn.functional.mse_loss(at, bt, reduction=reduction)
-    g = randn(*ym.shape, seed=2)
-    ym.backward(mdl.tensor(g))
-    yt.backward(torch.tensor(g))
-    close(ym.numpy(), yt.detach().numpy())
-    close(am.grad.numpy(), at.grad.numpy())
-    close(bm.grad.numpy(), bt.grad.numpy())
+class TestMSELoss(OpTestCase):
+    cases = [dict(shapes=[(3, 4), (3, 4)], id=reduction, op=functools.partial(mse_loss, reduction=reduction),
+                  reference=lambda a, b, r=reduction: MSE_REFERENCE[r]((a - b) ** 2),
+                  torch_reference=torch_function("torch.nn.functional.mse_loss", reduction=reduction))
+             for reduction in ("mean", "sum", "none")]
 
 
-# --- linear -----------------------------------------------------------------------
-
-@pytest.mark.parametrize("bias", [True, False])
-def test_linear_gradcheck(bias):
-    inputs = [mdl.tensor(randn(3, 4, seed=s), requires_grad=True) for s in range(2)]
-    inputs.append(mdl.tensor(randn(3, seed=2), requires_grad=True))
-    if bias:
-        assert mdl.gradcheck(lambda x, w, b: linear(x, w, b), inputs)
-    else:
-        assert mdl.gradcheck(lambda x, w: linear(x, w), inputs[:2])
-    assert mdl.gradcheck(lambda x, w, b: linear(x, w, b), [mdl.tensor(randn(2, 2, 4), requires_grad=True)]
-                         + inputs[1:])
+def _linear_reference(x, w, b=None):
+    return x @ w.T + (0 if b is None else b)
 
 
-@pytest.mark.torch
-@pytest.mark.parametrize("x_shape", [(5, 4), (2, 3, 4), (4,)])
-def test_linear_matches_torch(torch, x_shape):
-    x, w, b = randn(*x_shape), randn(3, 4, seed=1), randn(3, seed=2)
-    ms = [mdl.tensor(a, requires_grad=True) for a in (x, w, b)]
-    ts = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
-    ym, yt = linear(*ms), torch.nn.functional.linear(*ts)
-    g = randn(*ym.shape, seed=3)
-    ym.backward(mdl.tensor(g))
-    yt.backward(torch.tensor(g))
-    close(ym.numpy(), yt.detach().numpy())
-    for m, t in zip(ms, ts):
-        close(m.grad.numpy(), t.grad.numpy())
+class TestLinear(OpTestCase):
+    op = staticmethod(linear)
+    reference = staticmethod(_linear_reference)
+    torch_reference = "torch.nn.functional.linear"
+    batch_dim = (True, False, False)  # x's first dimension; not the weight's or the bias's
+    cases = [[(3, 4), (3, 4), (3,)], [(5, 4), (3, 4), (3,)], [(2, 3, 4), (3, 4), (3,)], [(2, 2, 4), (3, 4), (3,)],
+             dict(shapes=[(4,), (3, 4), (3,)], batch_dim=False, id="unbatched"),
+             dict(shapes=[(3, 4), (3, 4)], batch_dim=(True, False), id="no-bias")]
 
 
 # --- dropout ----------------------------------------------------------------------

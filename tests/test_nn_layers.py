@@ -5,6 +5,7 @@ import pytest
 import minidl as mdl
 from minidl import _checks, nn
 from minidl.nn import functional as F
+from minidl.testing import OpTestCase, torch_function
 
 
 def randn(rng, *shape, dtype=np.float32):
@@ -54,14 +55,29 @@ def test_parameter_shapes_and_dtypes():
         assert all(p.dtype == np.float32 and p.requires_grad for p in m.parameters())
 
 
-def test_activations_and_losses_values(rng):
+def _softmax0(x):
+    return np.exp(x) / np.exp(x).sum(0, keepdims=True)
+
+
+class TestActivationLayers(OpTestCase):
+    """Values against NumPy (in float64 to assert_allclose's default rtol 1e-7, atol 0) and PyTorch,
+    gradients, dtypes and a batch of 1: one test per layer, check and dtype."""
+    shapes = [(3, 4)]
+    atol64 = 0
+    cases = [
+        dict(id="ReLU", op=nn.ReLU(), reference=lambda x: np.maximum(x, 0), torch_reference="torch.relu",
+             kind="nonzero"),  # away from the kink, where a central difference means nothing
+        dict(id="Tanh", op=nn.Tanh(), reference=np.tanh, torch_reference="torch.tanh"),
+        dict(id="Sigmoid", op=nn.Sigmoid(), reference=lambda x: 1 / (1 + np.exp(-x)), torch_reference="torch.sigmoid"),
+        dict(id="Softmax", op=nn.Softmax(dim=0), reference=_softmax0,
+             torch_reference=torch_function("torch.softmax", 0)),
+        dict(id="LogSoftmax", op=nn.LogSoftmax(dim=0), reference=lambda x: np.log(_softmax0(x)),
+             torch_reference=torch_function("torch.log_softmax", 0)),
+    ]
+
+
+def test_losses_values(rng):
     x = randn(rng, 3, 4, dtype=np.float64)
-    np.testing.assert_allclose(nn.ReLU()(x).data, np.maximum(x.data, 0))
-    np.testing.assert_allclose(nn.Tanh()(x).data, np.tanh(x.data))
-    np.testing.assert_allclose(nn.Sigmoid()(x).data, 1 / (1 + np.exp(-x.data)))
-    p = np.exp(x.data) / np.exp(x.data).sum(0, keepdims=True)
-    np.testing.assert_allclose(nn.Softmax(dim=0)(x).data, p)
-    np.testing.assert_allclose(nn.LogSoftmax(dim=0)(x).data, np.log(p))
     target = np.array([0, 3, 1])
     per_sample = -np.log(np.exp(x.data) / np.exp(x.data).sum(1, keepdims=True))[np.arange(3), target]
     np.testing.assert_allclose(nn.CrossEntropyLoss()(x, target).item(), per_sample.mean())

@@ -9,29 +9,22 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import minidl as mdl
+from minidl.testing import draw_inputs
 
 
 @dataclass
 class Inp:
     """An input spec: a shape and how to draw values that keep away from kinks."""
     shape: tuple
-    kind: str = "any"  # any | positive | nonzero | distinct (no ties) | int
+    kind: str = "any"  # one of minidl.testing.KINDS (how draw_inputs draws), or int
     requires_grad: bool = True
     high: int = 0  # for kind="int": values in [0, high)
 
     def make(self, rng):
-        n = int(np.prod(self.shape, dtype=int))
         if self.kind == "int":
             return mdl.tensor(rng.integers(0, self.high, size=self.shape))
-        if self.kind == "positive":
-            v = rng.uniform(0.5, 2.0, n)
-        elif self.kind == "nonzero":
-            v = rng.choice([-1, 1], n) * rng.uniform(0.2, 2.0, n)
-        elif self.kind == "distinct":  # well-separated values: no two within 0.1, so no ties under eps
-            v = rng.permutation(n) * 0.25 - n * 0.125 + rng.uniform(-0.05, 0.05, n)
-        else:
-            v = rng.uniform(-2.0, 2.0, n)
-        return mdl.tensor(v.reshape(self.shape), requires_grad=self.requires_grad)
+        v, = draw_inputs(rng, [self.shape], np.float64, self.kind)
+        return mdl.tensor(v, requires_grad=self.requires_grad)
 
 
 @dataclass
