@@ -1,9 +1,35 @@
 import contextlib
+import hashlib
+import os
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-import minidl as mdl
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def numba_cache_dir_for(sources, parent=ROOT / ".pytest_cache" / "numba"):
+    """Where Numba caches the code it compiles from ``sources`` (paths): a directory of ``parent``
+    of its own for each content of them all. Numba trusts a cached function while its own source
+    file is unchanged, whatever changed in the functions it calls from other files (pooling.py's
+    kernels hold im2col.py's ``spans``), and Numba before numba/numba#10659 judges "unchanged" by
+    the file's mtime and size alone (an edit copied with its timestamp, a fast checkout); from a
+    shared cache either would run the code compiled before the edit."""
+    digest = hashlib.sha256()
+    for path in sorted(map(Path, sources)):
+        content = path.read_bytes()
+        digest.update(len(content).to_bytes(8, "little") + content)
+    return Path(parent) / digest.hexdigest()[:16]
+
+
+# Numba reads NUMBA_CACHE_DIR once, when it is imported: nothing has imported it yet (minidl
+# imports it on first use, pytest's plugins not at all), and the subprocesses the tests start
+# inherit the setting. A cache directory the user chose is theirs to keep fresh.
+os.environ.setdefault("NUMBA_CACHE_DIR", str(numba_cache_dir_for((ROOT / "minidl" / "kernels").rglob("*.py"))))
+
+import minidl as mdl  # noqa: E402
 
 # The test run is a process that trains: its threads sleep between kernels, as minidl train's do.
 mdl.configure_process()
@@ -71,3 +97,34 @@ def setting():
     the test likes; every setting it changed comes back afterwards."""
     with contextlib.ExitStack() as stack:
         yield lambda name, value: stack.enter_context(mdl.using_config(name, value))
+
+
+# $MINIDL_REQUIRE (a comma list of modules, CI's "torch,numba") turns a skip for one of them
+# missing into a failure, so that a run which must cross-check against them cannot pass without.
+# Every such skip is pytest.importorskip's, in a test, a fixture or a module's top level, whose
+# reason is "could not import 'NAME': ..."; skips for anything else (no GPU, no g++) stay skips.
+_IMPORTORSKIP = re.compile(r"could not import '(?P<module>[\w.]+)'")
+
+
+def _fail_if_required(report):
+    """Turn ``report``, if it is a skip for a module $MINIDL_REQUIRE names, into a failure."""
+    required = {name.strip() for name in os.environ.get("MINIDL_REQUIRE", "").split(",") if name.strip()}
+    if not (required and report.skipped and isinstance(report.longrepr, tuple)):
+        return
+    reason = report.longrepr[2].removeprefix("Skipped: ")
+    found = _IMPORTORSKIP.match(reason)
+    module = found and found["module"].split(".")[0]
+    if module in required:
+        report.outcome = "failed"
+        report.longrepr = (f"{reason}\nMINIDL_REQUIRE={os.environ['MINIDL_REQUIRE']} asks for {module!r}, "
+                           "so this fails instead of skipping")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    _fail_if_required((yield).get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    _fail_if_required((yield).get_result())

@@ -1,5 +1,6 @@
 """The documentation site builds with ``mkdocs build --strict``, and every ```python block in docs/
-runs and prints what the page shows after it, so the pages cannot drift from the code.
+and in README.md runs and prints what the page shows after it, so the pages cannot drift from the
+code.
 
 Each page's python blocks run in order, in one namespace, in a fresh subprocess whose working
 directory is an empty temporary folder, with matplotlib's Agg backend. A failure names the page, the
@@ -19,7 +20,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
-PAGES = sorted(p.relative_to(ROOT).as_posix() for p in DOCS.rglob("*.md"))
+PAGES = ["README.md"] + sorted(p.relative_to(ROOT).as_posix() for p in DOCS.rglob("*.md"))
 PAGE_TIMEOUT_S = 60
 RUN_AS_PYTHON = {"python", "py", "python3"}
 
