@@ -250,6 +250,7 @@ class Tensor:
     __array_priority__ = 200
     __array_ufunc__ = None  # make `ndarray op Tensor` defer to Tensor's reflected op
     __hash__ = object.__hash__  # __eq__ is elementwise, identity stays the hash
+    _counter = None  # [version], created by the first in-place change; shared with detach()
 
     def __init__(self, data, requires_grad=False, dtype=None):
         self.data = _to_array(data, dtype)
@@ -363,8 +364,12 @@ class Tensor:
         return backend.as_numpy(self.data).tolist()
 
     def detach(self):
-        """The same data, cut from the graph (shares memory)."""
-        return Tensor._wrap(self.data)
+        """The same data, cut from the graph (shares memory, and the count of in-place changes)."""
+        t = Tensor._wrap(self.data)
+        if self._counter is None:
+            self._counter = [0]
+        t._counter = self._counter
+        return t
 
     def to(self, device=None, dtype=None):
         out = self
@@ -416,6 +421,117 @@ class Tensor:
                 )
             gradient = Tensor._wrap(backend.get_array_module(self.data).ones_like(self.data))
         run_backward([self], [gradient], retain_graph=retain_graph, create_graph=create_graph)
+
+    # in place ----------------------------------------------------------------
+    # PyTorch's rules: in place on the array under no_grad() (an optimizer's step, w -= lr * w.grad),
+    # never on a tensor that requires grad while the graph is being recorded. Each in-place change
+    # bumps the tensor's version, so that a backward which reads the old values fails (see
+    # Function._record and run_backward) instead of computing with the new ones.
+
+    @property
+    def _version(self):
+        """How many times this tensor's data was changed in place (shared with its detach())."""
+        return 0 if self._counter is None else self._counter[0]
+
+    def _bump_version(self):
+        if self._counter is None:
+            self._counter = [0]
+        self._counter[0] += 1
+
+    def _check_inplace(self, name, other=None):
+        if not _local.grad_enabled:
+            return
+        if self._requires_grad:
+            if self.creator is None:
+                raise RuntimeError(
+                    f"{name}: a leaf tensor that requires grad (shape {self.shape}) cannot be changed in place "
+                    "while gradients are recorded; do it under `with mdl.no_grad():` (as an optimizer step does) "
+                    "or use an out-of-place operation (x = x + y)")
+            raise RuntimeError(
+                f"{name}: this tensor (shape {self.shape}) was computed by {type(self.creator).__name__} in a "
+                "graph; minidl does not rewrite a graph for an in-place change: use an out-of-place operation "
+                "(x = x + y), or detach() it first")
+        if isinstance(other, Tensor) and other._requires_grad:
+            raise RuntimeError(
+                f"{name}: the result would depend on a tensor that requires grad (shape {other.shape}), which an "
+                "in-place change cannot record; use an out-of-place operation (x = x + y)")
+
+    def _inplace(self, name, ufunc, other):
+        self._check_inplace(name, other)
+        value = other.data if isinstance(other, Tensor) else other
+        xp = backend.get_array_module(self.data)
+        if backend.is_array(value):
+            backend.check_same_device(name, [self.data, value])
+        elif not isinstance(value, (bool, int, float)):
+            value = xp.asarray(value)
+        shape = np.broadcast_shapes(self.shape, np.shape(value)) if np.shape(value) != self.shape else self.shape
+        if shape != self.shape:
+            raise ValueError(f"{name}: an operand of shape {np.shape(value)} does not broadcast to this tensor's "
+                             f"shape {self.shape}, which an in-place operation cannot change")
+        result = np.result_type(self.data.dtype, value if isinstance(value, (bool, int, float)) else value.dtype)
+        if not np.can_cast(result, self.data.dtype, casting="same_kind"):
+            raise TypeError(f"{name}: the result type {result} cannot be stored in this {self.data.dtype} tensor "
+                            "in place; convert the tensor first (x = x.astype(...))")
+        getattr(xp, ufunc)(self.data, value, out=self.data, casting="same_kind")
+        self._bump_version()
+        return self
+
+    def add_(self, other, alpha=1):
+        """self += alpha * other, in place; returns self."""
+        return self._inplace("add_", "add", other if alpha == 1 else other * alpha)
+
+    def sub_(self, other, alpha=1):
+        """self -= alpha * other, in place; returns self."""
+        return self._inplace("sub_", "subtract", other if alpha == 1 else other * alpha)
+
+    def mul_(self, other):
+        return self._inplace("mul_", "multiply", other)
+
+    def div_(self, other):
+        return self._inplace("div_", "true_divide", other)
+
+    def __iadd__(self, other):
+        return self._inplace("+=", "add", other)
+
+    def __isub__(self, other):
+        return self._inplace("-=", "subtract", other)
+
+    def __imul__(self, other):
+        return self._inplace("*=", "multiply", other)
+
+    def __itruediv__(self, other):
+        return self._inplace("/=", "true_divide", other)
+
+    def copy_(self, src):
+        """Overwrite this tensor's values with ``src``'s (broadcast to its shape), in place."""
+        self._check_inplace("copy_", src)
+        value = src.data if isinstance(src, Tensor) else src
+        if backend.is_array(value):
+            value = backend.to_device(value, self.device)
+        if np.broadcast_shapes(self.shape, np.shape(value)) != self.shape:
+            raise ValueError(f"copy_: a source of shape {np.shape(value)} does not broadcast to this tensor's "
+                             f"shape {self.shape}")
+        self.data[...] = value
+        self._bump_version()
+        return self
+
+    def zero_(self):
+        return self.fill_(0)
+
+    def fill_(self, value):
+        self._check_inplace("fill_")
+        self.data.fill(value)
+        self._bump_version()
+        return self
+
+    def clamp_(self, min=None, max=None):
+        """Clip the values to [min, max] in place (either may be None)."""
+        if min is None and max is None:
+            raise ValueError("clamp_: give min, max or both")
+        self._check_inplace("clamp_")
+        backend.get_array_module(self.data).clip(self.data, min, max, out=self.data)
+        self._bump_version()
+        return self
 
     # operators -------------------------------------------------------------
     def __neg__(self):
@@ -622,7 +738,8 @@ class Function:
     not held by the graph, and ``self.inputs[i]`` is None for an input not kept.
     ``None`` (the default, for Functions written outside minidl) keeps them all.
 
-    A Function instance is used for one call.
+    A Function instance is used for one call (a second raises): its attributes hold that call's
+    inputs and settings until its backward has run.
     """
 
     inputs = None
@@ -633,6 +750,8 @@ class Function:
     generation = 0
     keep_inputs = None
     keep_outputs = None
+    _called = False
+    _versions = None  # the kept inputs' versions when recorded, where one had changed in place before
     # False for ops whose backward is a closed-form kernel on arrays (LRN, batch norm): their
     # gradient is right, but it cannot be differentiated again, so create_graph=True refuses them.
     double_backward = True
@@ -645,6 +764,11 @@ class Function:
     def __call__(self, *inputs):
         # Every op runs through here and _record, so both are written as plain loops: generator
         # expressions cost about a microsecond each, the price of a small op's arithmetic.
+        if self._called:
+            raise RuntimeError(
+                f"{type(self).__name__}: this Function instance was already called; an instance holds one "
+                f"call's inputs for its backward, so create one per call: {type(self).__name__}(...)(x)")
+        self._called = True
         for x in inputs:
             if not isinstance(x, Tensor):
                 inputs = tuple(x if isinstance(x, Tensor) else Tensor(x) for x in inputs)
@@ -680,6 +804,10 @@ class Function:
             needs.append(x._requires_grad)
             k = x if keep is None or i in keep else None
             kept.append(k)
+            if k is not None and k._counter is not None and k._counter[0]:
+                if self._versions is None:
+                    self._versions = [0] * len(inputs)
+                self._versions[i] = k._counter[0]
             edges.append(None if not x._requires_grad else x if x.creator is None or k is not None else _Edge(x))
         self.generation = generation
         self.needs_input_grad, self.inputs, self._edges = tuple(needs), tuple(kept), tuple(edges)
@@ -724,6 +852,30 @@ class Function:
 
     def _release(self):
         self.inputs = self._edges = self._kept_outputs = None
+
+
+def _check_versions(f):
+    """Fail if an input or output that f's backward reads was changed in place since f ran."""
+    versions = f._versions
+    for i, x in enumerate(f.inputs):
+        if x is not None and x._counter is not None and x._counter[0] != (versions[i] if versions else 0):
+            _modified(f, f"input {i}", x, versions[i] if versions else 0)
+    kept = f._kept_outputs
+    for i, ref in enumerate(f._outputs):
+        if kept[i] is not None:
+            y = ref()
+            if y is not None and y._counter is not None and y._counter[0]:
+                _modified(f, f"output {i}", y, 0)
+
+
+def _modified(f, which, t, expected):
+    name = type(f).__name__
+    raise RuntimeError(
+        f"backward(): {which} of {name} (shape {t.shape}), which {name}'s backward reads, was changed in place "
+        f"after {name} used it (it is at version {t._version}; {name} saw version {expected}). Use an "
+        "out-of-place operation (x = x + y) where the old values are still needed, or make the change "
+        "before the tensor is used"
+    )
 
 
 def _accumulate(grads, t, g):
@@ -781,6 +933,7 @@ def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False, 
                 gys.append(None if entry is None else entry[1])
             if all(g is None for g in gys):
                 continue
+            _check_versions(f)
             if create_graph and not f.double_backward:
                 raise RuntimeError(
                     f"{type(f).__name__} does not support create_graph=True: its backward is a closed-form "

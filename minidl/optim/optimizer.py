@@ -175,6 +175,7 @@ class Optimizer:
                 for p in group["params"]:
                     if p.grad is not None:
                         self._update(p, p.grad.data, self.state.setdefault(p, {}), group)
+                        p._bump_version()  # a graph recorded before the step holds the old values
         return loss
 
     def _update(self, p, grad, state, group):
