@@ -261,6 +261,9 @@ def gradcheck(fn, inputs, eps=1e-5, atol=None, rtol=None, seed=0, allow_nonfinit
     """
     if mode not in ("auto", "elementwise", "directional"):
         raise ValueError(f"gradcheck: mode must be 'auto', 'elementwise' or 'directional', got {mode!r}")
+    if not (isinstance(directions, int) and directions >= 1):
+        raise ValueError(f"gradcheck: directions must be an int of at least 1 (checking none would pass "
+                         f"anything), got {directions!r}")
     inputs, checked = _prepare_inputs(inputs)
     before = [backend.as_numpy(inputs[i].data).copy() for i in checked]
     outputs = _differentiable_outputs(fn, fn(*inputs))

@@ -274,6 +274,8 @@ def test_directional_mode_rejects_one_wrong_element_of_a_large_gradient():
         mdl.gradcheck(one_element_wrong_square(1234, lambda g: g + 1e-4), [x])
 
 
-def test_an_unknown_mode_is_refused():
+def test_an_unknown_mode_or_no_direction_is_refused():
     with pytest.raises(ValueError, match="mode must be"):
         mdl.gradcheck(lambda x: x * 2, [x23()], mode="fast")
+    with pytest.raises(ValueError, match="directions must be an int of at least 1"):
+        mdl.gradcheck(lambda x: x * 2, [x23()], mode="directional", directions=0)
