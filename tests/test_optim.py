@@ -198,6 +198,8 @@ CONFIGS = [
     ("SGD", dict(lr=0.3, momentum=0.9, nesterov=True, weight_decay=0.01)),
     ("Adam", dict(lr=0.05)),
     ("Adam", dict(lr=0.05, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1)),
+    ("AdamW", dict(lr=0.05)),
+    ("AdamW", dict(lr=0.05, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.5)),
     ("Adagrad", dict(lr=0.3)),
     ("Adagrad", dict(lr=0.3, lr_decay=0.1, initial_accumulator_value=0.5, weight_decay=0.02)),
     ("RMSprop", dict(lr=0.01)),
@@ -246,6 +248,18 @@ def test_param_groups_with_different_settings_match_pytorch(torch):
     np.testing.assert_allclose(ours[-1][1], tb.detach().numpy(), rtol=1e-10)
 
 
+def test_adamw_decays_the_parameter_directly_not_through_the_gradient():
+    # one step from theta = 2 with gradient 0: Adam's m and v stay 0, so only the decay moves it
+    p = param([2.0])
+    set_grad(p, [0.0])
+    optim.AdamW([p], lr=0.1, weight_decay=0.5).step()
+    np.testing.assert_allclose(p.data, [2.0 * (1 - 0.1 * 0.5)], rtol=1e-15)
+    q = param([2.0])
+    set_grad(q, [0.0])
+    optim.Adam([q], lr=0.1, weight_decay=0.5).step()  # L2 through the gradient: a full-size Adam step
+    np.testing.assert_allclose(q.data, [2.0 - 0.1], rtol=1e-6)
+
+
 def test_add_param_group_takes_the_defaults():
     a, b = param([1.0]), param([2.0])
     opt = optim.Adam([a], lr=0.01, betas=(0.8, 0.9))
@@ -279,6 +293,7 @@ def test_state_dict_layout_is_pytorchs_and_a_snapshot():
 @pytest.mark.parametrize("name, kwargs", [
     ("SGD", dict(lr=0.3, momentum=0.9, nesterov=True)),
     ("Adam", dict(lr=0.05, weight_decay=0.1)),
+    ("AdamW", dict(lr=0.05, weight_decay=0.1)),
     ("Adagrad", dict(lr=0.3, lr_decay=0.1, initial_accumulator_value=0.5)),
     ("RMSprop", dict(lr=0.01, momentum=0.7, centered=True)),
 ])

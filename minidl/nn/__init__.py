@@ -3,7 +3,7 @@
     from minidl import nn
     import minidl.nn.functional as F
 """
-from minidl.nn import functional, init
+from minidl.nn import functional, init, utils
 from minidl.nn.activation import LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from minidl.nn.containers import ModuleList, Sequential
 from minidl.nn.conv import Conv2d
@@ -19,4 +19,4 @@ from minidl.nn.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 __all__ = ["AdaptiveAvgPool2d", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv2d", "CrossEntropyLoss", "Dropout",
            "Flatten", "Identity", "IncompatibleKeys", "Linear", "LocalResponseNorm", "LogSoftmax", "MSELoss",
            "MaxPool2d", "Module", "ModuleList", "Parameter", "ReLU", "RemovableHandle", "Sequential", "Sigmoid",
-           "Softmax", "Tanh", "functional", "init"]
+           "Softmax", "Tanh", "functional", "init", "utils"]

@@ -6,9 +6,9 @@
 """
 from minidl.optim import lr_scheduler
 from minidl.optim.adagrad import AdaGrad, Adagrad
-from minidl.optim.adam import Adam
+from minidl.optim.adam import Adam, AdamW
 from minidl.optim.optimizer import Optimizer
 from minidl.optim.rmsprop import RMSprop
 from minidl.optim.sgd import SGD
 
-__all__ = ["AdaGrad", "Adagrad", "Adam", "Optimizer", "RMSprop", "SGD", "lr_scheduler"]
+__all__ = ["AdaGrad", "Adagrad", "Adam", "AdamW", "Optimizer", "RMSprop", "SGD", "lr_scheduler"]

@@ -55,3 +55,26 @@ class Adam(Optimizer):
         kernels.adam_update(p.data, grad, state["exp_avg"], state["exp_avg_sq"], beta1, beta2,
                             group["lr"] / (1 - beta1 ** t), math.sqrt(1 - beta2 ** t), group["eps"],
                             group["weight_decay"])
+
+
+class AdamW(Adam):
+    r"""AdamW (Loshchilov & Hutter, 2019; PyTorch's update rule, without amsgrad): Adam with
+    decoupled weight decay. The decay shrinks the parameter directly,
+
+    .. math::
+
+        \theta_{t-1} \leftarrow (1 - \eta\lambda)\,\theta_{t-1},
+
+    and Adam's step (above, with :math:`\lambda = 0`) follows. Through the gradient, as in `Adam`,
+    the decay would be divided by :math:`\sqrt{v_t}` like the gradient is, so parameters with large
+    gradients would hardly decay; decoupled, every parameter decays at the same rate. PyTorch's
+    default ``weight_decay`` is 0.01, and so is this one's.
+    """
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+
+    def _update(self, p, grad, state, group):
+        if group["weight_decay"]:
+            p.data *= 1 - group["lr"] * group["weight_decay"]
+        super()._update(p, grad, state, dict(group, weight_decay=0))
