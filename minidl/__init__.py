@@ -32,6 +32,22 @@ def tensor(data, requires_grad=False, dtype=None, device=None):
     return t
 
 
+def from_numpy(array):
+    """A tensor over ``array`` itself, sharing its memory (no copy), as ``torch.from_numpy``."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy: expected a numpy.ndarray, got {type(array).__name__}")
+    return Tensor(array)
+
+
+def argmax(x, dim=None, keepdim=False):
+    """``x.argmax(dim, keepdim=keepdim)``: the index of the largest value, int64."""
+    return x.argmax(dim, keepdim=keepdim)
+
+
+def argmin(x, dim=None, keepdim=False):
+    return x.argmin(dim, keepdim=keepdim)
+
+
 def _filled(make, shape, dtype, requires_grad):
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])

@@ -289,6 +289,15 @@ class Tensor:
             )
         self._requires_grad = bool(value)
 
+    def requires_grad_(self, requires_grad=True):
+        """Set ``requires_grad`` in place and return the tensor (PyTorch's spelling); only a leaf's
+        flag can change, since a computed tensor's follows from its inputs."""
+        if self.creator is not None:
+            raise RuntimeError(f"requires_grad_: only a leaf tensor's flag can change; this one was computed by "
+                               f"{type(self.creator).__name__} (use detach() for a leaf of the same values)")
+        self.requires_grad = requires_grad
+        return self
+
     @property
     def is_leaf(self):
         return self.creator is None
@@ -390,6 +399,10 @@ class Tensor:
 
     def float(self):
         return self.astype(np.float32)
+
+    def long(self):
+        """This tensor as int64 (class labels, indices): not differentiable, as in PyTorch."""
+        return self.astype(np.int64)
 
     def double(self):
         return self.astype(np.float64)
@@ -642,17 +655,21 @@ class Tensor:
     def min(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
         return ops.min(self, axis, keepdims, dim=dim, keepdim=keepdim)
 
-    def argmax(self, axis=None, *, dim=None):
-        return self._arg_extremum("argmax", dim if dim is not None else axis)
+    def argmax(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        """The index of the largest value along ``axis`` (of the flattened tensor for None), int64;
+        the first one where several tie. Not differentiable."""
+        return self._arg_extremum("argmax", ops._util.pick_axis(axis, dim), ops._util.pick_keepdims(keepdims, keepdim))
 
-    def argmin(self, axis=None, *, dim=None):
-        return self._arg_extremum("argmin", dim if dim is not None else axis)
+    def argmin(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        return self._arg_extremum("argmin", ops._util.pick_axis(axis, dim), ops._util.pick_keepdims(keepdims, keepdim))
 
-    def _arg_extremum(self, name, axis):
+    def _arg_extremum(self, name, axis, keepdims):
         axes = ops._util.normalize_axis(name, axis, self.ndim)
         if any(self.shape[a] == 0 for a in axes):
             raise ValueError(f"{name}: cannot take the {name} over an empty axis; got shape {self.shape}")
-        return Tensor._wrap(getattr(self.data, name)(axis=axis))
+        if axis is not None and not isinstance(axis, (int, np.integer)):
+            raise TypeError(f"{name}: axis must be one int or None; got {axis!r}")
+        return Tensor._wrap(getattr(self.data, name)(axis=axis, keepdims=keepdims).astype(np.int64, copy=False))
 
     def any(self):
         return bool(self.data.any())
