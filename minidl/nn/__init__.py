@@ -4,7 +4,7 @@
     import minidl.nn.functional as F
 """
 from minidl.nn import functional, init, utils
-from minidl.nn.activation import LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
+from minidl.nn.activation import LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Tanh
 from minidl.nn.containers import ModuleList, Sequential
 from minidl.nn.conv import Conv2d
 from minidl.nn.dropout import Dropout
@@ -16,7 +16,8 @@ from minidl.nn.normalization import BatchNorm1d, BatchNorm2d, LocalResponseNorm
 from minidl.nn.parameter import Parameter
 from minidl.nn.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 
-__all__ = ["AdaptiveAvgPool2d", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv2d", "CrossEntropyLoss", "Dropout",
-           "Flatten", "Identity", "IncompatibleKeys", "Linear", "LocalResponseNorm", "LogSoftmax", "MSELoss",
-           "MaxPool2d", "Module", "ModuleList", "Parameter", "ReLU", "RemovableHandle", "Sequential", "Sigmoid",
-           "Softmax", "Tanh", "functional", "init", "utils"]
+__all__ = ["AdaptiveAvgPool2d", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv2d", "CrossEntropyLoss",
+           "Dropout", "Flatten", "Identity", "IncompatibleKeys", "LeakyReLU", "Linear", "LocalResponseNorm",
+           "LogSoftmax", "MSELoss", "MaxPool2d", "Module", "ModuleList", "Parameter", "ReLU",
+           "RemovableHandle", "Sequential", "SiLU", "Sigmoid", "Softmax", "Tanh", "functional", "init",
+           "utils"]

@@ -2,7 +2,7 @@
 
 Each name is defined with its op in ``minidl.ops``; this module only gathers them.
 """
-from minidl.ops.activation import log_softmax, relu, sigmoid, softmax, tanh
+from minidl.ops.activation import leaky_relu, log_softmax, relu, sigmoid, silu, softmax, tanh
 from minidl.ops.conv import conv2d
 from minidl.ops.dropout import dropout
 from minidl.ops.linalg import linear
@@ -11,4 +11,5 @@ from minidl.ops.normalization import batch_norm, local_response_norm
 from minidl.ops.pooling import adaptive_avg_pool2d, avg_pool2d, max_pool2d
 
 __all__ = ["adaptive_avg_pool2d", "avg_pool2d", "batch_norm", "conv2d", "cross_entropy", "dropout", "linear",
-           "local_response_norm", "log_softmax", "max_pool2d", "mse_loss", "relu", "sigmoid", "softmax", "tanh"]
+           "leaky_relu", "local_response_norm", "log_softmax", "max_pool2d", "mse_loss", "relu", "sigmoid", "silu",
+           "softmax", "tanh"]

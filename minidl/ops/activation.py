@@ -161,6 +161,22 @@ def sigmoid(x):
     return Sigmoid()(*operands("sigmoid", FLOAT, x))
 
 
+def leaky_relu(x, negative_slope=0.01):
+    """x where x > 0, ``negative_slope * x`` elsewhere: relu(x) - negative_slope * relu(-x), so its
+    gradient, 1 for x > 0 and ``negative_slope`` for x < 0, is ReLU's twice."""
+    if isinstance(negative_slope, bool) or not isinstance(negative_slope, (int, float)):
+        raise TypeError(f"leaky_relu: negative_slope must be a number; got {negative_slope!r}")
+    x, = operands("leaky_relu", FLOAT, x)
+    return relu(x) - relu(-x) * negative_slope
+
+
+def silu(x):
+    """x * sigmoid(x) (SiLU, also called swish). By the product rule, d/dx = s + x s (1 - s) with
+    s = sigmoid(x): the gradients of Mul and Sigmoid."""
+    x, = operands("silu", FLOAT, x)
+    return x * sigmoid(x)
+
+
 def softmax(x, axis=-1, *, dim=None):
     x, = operands("softmax", FLOAT_ONLY, x)
     axis = normalize_axis("softmax", pick_axis(axis if dim is None else None, dim), x.ndim)[0]
