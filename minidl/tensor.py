@@ -469,6 +469,16 @@ class Tensor:
                 f"{name}: the result would depend on a tensor that requires grad (shape {other.shape}), which an "
                 "in-place change cannot record; use an out-of-place operation (x = x + y)")
 
+    def _check_broadcasts_here(self, name, what, shape):
+        """An in-place operand must broadcast to this tensor's shape, which the change cannot alter."""
+        try:
+            fits = shape == self.shape or np.broadcast_shapes(self.shape, shape) == self.shape
+        except ValueError:
+            fits = False
+        if not fits:
+            raise ValueError(f"{name}: {what} of shape {shape} does not broadcast to this tensor's shape "
+                             f"{self.shape}, which an in-place operation cannot change")
+
     def _inplace(self, name, ufunc, other):
         self._check_inplace(name, other)
         value = other.data if isinstance(other, Tensor) else other
@@ -477,10 +487,7 @@ class Tensor:
             backend.check_same_device(name, [self.data, value])
         elif not isinstance(value, (bool, int, float)):
             value = xp.asarray(value)
-        shape = np.broadcast_shapes(self.shape, np.shape(value)) if np.shape(value) != self.shape else self.shape
-        if shape != self.shape:
-            raise ValueError(f"{name}: an operand of shape {np.shape(value)} does not broadcast to this tensor's "
-                             f"shape {self.shape}, which an in-place operation cannot change")
+        self._check_broadcasts_here(name, "an operand", np.shape(value))
         result = np.result_type(self.data.dtype, value if isinstance(value, (bool, int, float)) else value.dtype)
         if not np.can_cast(result, self.data.dtype, casting="same_kind"):
             raise TypeError(f"{name}: the result type {result} cannot be stored in this {self.data.dtype} tensor "
@@ -521,9 +528,7 @@ class Tensor:
         value = src.data if isinstance(src, Tensor) else src
         if backend.is_array(value):
             value = backend.to_device(value, self.device)
-        if np.broadcast_shapes(self.shape, np.shape(value)) != self.shape:
-            raise ValueError(f"copy_: a source of shape {np.shape(value)} does not broadcast to this tensor's "
-                             f"shape {self.shape}")
+        self._check_broadcasts_here("copy_", "a source", np.shape(value))
         self.data[...] = value
         self._bump_version()
         return self

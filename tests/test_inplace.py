@@ -76,6 +76,11 @@ def test_bad_operands_are_refused_before_anything_changes():
     with pytest.raises(ValueError, match=r"add_: an operand of shape \(2, 3\) does not broadcast to this "
                                          r"tensor's shape \(3,\)"):
         t.add_(np.ones((2, 3)))
+    with pytest.raises(ValueError, match=r"-=: an operand of shape \(4,\) does not broadcast"):
+        t -= np.ones(4)
+    with pytest.raises(ValueError, match=r"copy_: a source of shape \(2,\) does not broadcast to this "
+                                         r"tensor's shape \(3,\)"):
+        t.copy_(np.ones(2))
     i = mdl.tensor(np.array([1, 2, 3]))
     with pytest.raises(TypeError, match=r"\+=: the result type float64 cannot be stored in this int64 tensor"):
         i += 0.5
