@@ -10,7 +10,9 @@ same minidl forward and mutated backward wrapped in a ``torch.autograd.Function`
 the catch rate per kind of bug, and the false alarms on the correct ops over ``--seeds`` draws.
 
 PyTorch's double backward cannot run through a wrapped minidl backward, so the double-backward
-rows have no PyTorch column. Each checker runs in a process of its own.
+rows have no PyTorch column. Each checker runs in a process of its own. The last row, seconds for
+all checks, says what each checker costs here; PyTorch's includes the minidl forward and backward
+it wraps, so it is not a comparison of the two frameworks' speed, and no ratio is printed.
 
     python benchmarks/bench_gradcheck.py [--seeds 3] [--json out.json]
 """
