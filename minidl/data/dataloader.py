@@ -3,11 +3,17 @@ import numpy as np
 
 from minidl import random
 from minidl._checks import check_bool, check_int, fail, is_int, require
+from minidl.data import datasets
 from minidl.tensor import Tensor
 
 
 class DataLoader:
-    """Iterate over ``dataset`` in batches of ``(images, labels)`` Tensors.
+    """Iterate over ``dataset`` in batches: tuples of Tensors, one per field of the dataset's items
+    (``(images, labels)`` for the image datasets, one per tensor for a ``TensorDataset``).
+
+    A dataset with ``get_batch(indices, rng=None)`` (every dataset in minidl.data) gives each batch
+    in one call; any other needs ``__getitem__``, whose items (tuples of arrays or numbers, one per
+    field) are stacked field by field.
 
     Shuffling is deterministic: epoch ``e``'s order is a permutation drawn
     from a generator seeded with ``(seed, e)``, so it depends only on the seed
@@ -24,9 +30,7 @@ class DataLoader:
 
     def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, seed=None):
         where = "DataLoader"
-        if not (hasattr(dataset, "__len__") and (hasattr(dataset, "get_batch") or hasattr(dataset, "__getitem__"))):
-            raise TypeError(f"{where}: dataset must have __len__ and __getitem__ (or get_batch); "
-                            f"got a {type(dataset).__name__}")
+        datasets._check_dataset(where, "dataset", dataset)
         self.batch_size = check_int(where, "batch_size", batch_size, 1)
         check_bool(where, "shuffle", shuffle)
         check_bool(where, "drop_last", drop_last)
@@ -76,16 +80,5 @@ class DataLoader:
             yield self._batch(order[b * self.batch_size:(b + 1) * self.batch_size], epoch, b)
 
     def _batch(self, indices, epoch, b):
-        if hasattr(self.dataset, "get_batch"):
-            x, y = self.dataset.get_batch(indices, rng=np.random.default_rng([self.seed, epoch, b]))
-        else:
-            items = [self.dataset[int(i)] for i in indices]
-            for i, item in zip(indices, items):
-                if not (isinstance(item, (tuple, list)) and len(item) == 2):
-                    raise ValueError(f"DataLoader: dataset[{i}] must be an (image, label) pair; got {item!r:.80}")
-            shapes = sorted({np.shape(item[0]) for item in items})
-            if len(shapes) > 1:  # np.stack would say only "all input arrays must have the same shape"
-                raise ValueError(f"DataLoader: the images of batch {b} must have one shape; got {shapes}")
-            x = np.stack([np.asarray(item[0]) for item in items])
-            y = np.asarray([item[1] for item in items])
-        return Tensor(x), Tensor(y)
+        rng = np.random.default_rng([self.seed, epoch, b])
+        return tuple(Tensor(f) for f in datasets._get_batch("DataLoader", self.dataset, indices, rng, f"batch {b}"))

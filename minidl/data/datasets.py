@@ -1,26 +1,49 @@
-"""Datasets: MNIST, Fashion-MNIST and CIFAR-10, held in memory as arrays.
+"""Datasets: PyTorch's map-style ``Dataset`` with ``TensorDataset``, ``Subset``, ``ConcatDataset`` and
+``random_split``; and MNIST, Fashion-MNIST and CIFAR-10, held in memory as arrays.
 
-A dataset is indexable (``ds[i] -> (image, label)``) and also hands out whole
-batches at once (``ds.get_batch(indices)``), so loading and transforming a
-batch is a few vectorised NumPy operations rather than a Python loop.
-Images are uint8 (N, C, H, W); a ``transform`` (see transforms.py) turns them
-into float arrays, batch-wise.
+A dataset is indexable (``ds[i]`` is a tuple of fields, ``(image, label)`` for the image datasets)
+and may also hand out whole batches at once (``ds.get_batch(indices, rng=None)``, a tuple of
+arrays, one per field), so loading and transforming a batch is a few vectorised NumPy operations
+rather than a Python loop. Every dataset here has ``get_batch``; ``Subset`` and ``ConcatDataset``
+pass theirs on to the datasets they wrap (or index those item by item where they have none).
+Images are uint8 (N, C, H, W); a ``transform`` (see transforms.py) turns them into float arrays,
+batch-wise.
 """
+import bisect
 import hashlib
 import io
+import itertools
+import math
 import os
 import tarfile
+import warnings
 
 import numpy as np
 
-from minidl._checks import check_bool, fail, is_int
+from minidl import backend, random
+from minidl._checks import check_bool, fail, is_int, is_real
 from minidl.data import sources, transforms
 from minidl.data.idx import IDXError, read_idx
+from minidl.tensor import Tensor
 
 INT64_MAX = np.iinfo(np.int64).max
 
 
-class ArrayDataset:
+class Dataset:
+    """The base of map-style datasets, as in PyTorch: a subclass defines ``__getitem__`` (item ``i``,
+    a tuple of fields such as ``(image, label)``) and ``__len__``. It may also define
+    ``get_batch(indices, rng=None)``, returning the items at ``indices`` as a tuple of arrays, one per
+    field; the DataLoader then loads a batch in one call instead of item by item, and hands ``rng``
+    (a ``np.random.Generator``) on for random transforms. ``a + b`` is ``ConcatDataset([a, b])``."""
+
+    def __getitem__(self, index):
+        raise NotImplementedError(f"{type(self).__name__}: subclasses of Dataset must define __getitem__")
+
+    def __add__(self, other):
+        return ConcatDataset([self, other])
+
+
+class ArrayDataset(Dataset):
     """Images and integer labels in memory, with an optional batch-wise ``transform``.
 
     ``data`` is a numeric array with one row per example (images are (N, C, H, W)), finite if
@@ -44,10 +67,7 @@ class ArrayDataset:
         return len(self.data)
 
     def __getitem__(self, i):
-        if not is_int(i):
-            raise TypeError(f"{type(self).__name__}: index must be an int; got {i!r} (get_batch takes several)")
-        if not -len(self) <= i < len(self):  # IndexError, which also ends iteration by the old protocol
-            raise IndexError(f"{type(self).__name__}: index {i} is out of range for {len(self)} examples")
+        _check_index(type(self).__name__, i, len(self))
         x, y = self.get_batch(np.asarray([i]))
         return x[0], y[0]
 
@@ -68,6 +88,253 @@ class ArrayDataset:
 
     def __repr__(self):
         return f"{type(self).__name__}({len(self)} images of shape {self.data.shape[1:]})"
+
+
+class TensorDataset(Dataset):
+    """Rows of tensors, as PyTorch's ``TensorDataset``: item ``i`` is the tuple of the ``i``-th rows
+    of ``tensors`` (minidl Tensors or arrays, which must have the same first dimension), rows of a
+    Tensor as Tensors without autograd history, rows of an array as arrays. The DataLoader gives
+    batches of as many Tensors as there are tensors here: ``for x, y in loader`` for two,
+    ``for (x,) in loader`` for one."""
+
+    def __init__(self, *tensors):
+        if not tensors:
+            raise ValueError("TensorDataset: needs at least one tensor; got none")
+        for k, t in enumerate(tensors):
+            if not (isinstance(t, Tensor) or backend.is_array(t)):
+                raise TypeError(f"TensorDataset: tensors must be minidl Tensors or arrays; got a "
+                                f"{type(t).__name__} at position {k}")
+            if t.ndim == 0:
+                raise ValueError(f"TensorDataset: tensor {k} has shape (); each needs a first dimension, "
+                                 f"one row per example")
+        rows = [t.shape[0] for t in tensors]
+        for k, n in enumerate(rows):
+            if n != rows[0]:
+                shapes = ", ".join(str(tuple(t.shape)) for t in tensors)
+                raise ValueError(f"TensorDataset: the tensors must have the same first dimension (one row per "
+                                 f"example); tensor 0 has {rows[0]} rows but tensor {k} has {n} (shapes {shapes})")
+        self.tensors = tensors
+
+    def __len__(self):
+        return self.tensors[0].shape[0]
+
+    def __getitem__(self, i):
+        _check_index("TensorDataset", i, len(self))
+        return tuple(Tensor(t.data[i]) if isinstance(t, Tensor) else t[i] for t in self.tensors)
+
+    def get_batch(self, indices, rng=None):
+        """The rows at ``indices``, as a tuple of arrays, one per tensor (``rng`` is not used)."""
+        indices = _check_indices("TensorDataset.get_batch", indices, len(self))
+        return tuple((t.data if isinstance(t, Tensor) else t)[indices] for t in self.tensors)
+
+    def __repr__(self):
+        return f"TensorDataset({len(self)} rows of {', '.join(str(tuple(t.shape[1:])) for t in self.tensors)})"
+
+
+class Subset(Dataset):
+    """The examples of ``dataset`` at ``indices``, in that order, as PyTorch's ``Subset``: item ``i``
+    is ``dataset[indices[i]]``. ``indices`` is kept as a read-only NumPy int64 array (PyTorch keeps
+    the sequence given); assigning a new sequence checks it again. ``get_batch`` maps the indices and
+    calls the dataset's own ``get_batch`` where it has one, so a subset of MNIST loads as fast as
+    MNIST and keeps its transform."""
+
+    def __init__(self, dataset, indices):
+        _check_dataset("Subset", "dataset", dataset)
+        self.dataset = dataset
+        self.indices = indices
+
+    @property
+    def indices(self):
+        return self._indices
+
+    @indices.setter
+    def indices(self, indices):
+        indices = np.array(_check_indices("Subset", indices, len(self.dataset)), dtype=np.int64)
+        indices.flags.writeable = False  # changed in place, the subset would change under a running loader
+        self._indices = indices
+
+    def __len__(self):
+        return len(self._indices)
+
+    def __getitem__(self, i):
+        _check_index("Subset", i, len(self))
+        return self.dataset[int(self._indices[i])]
+
+    def get_batch(self, indices, rng=None):
+        """The items at ``indices`` of the subset, as a tuple of arrays, one per field."""
+        rows = self._indices[_check_indices("Subset.get_batch", indices, len(self))]
+        return _get_batch("Subset.get_batch", self.dataset, rows, rng)
+
+    def __repr__(self):
+        return f"Subset({len(self)} of the {len(self.dataset)} examples of {self.dataset!r:.100})"
+
+
+class ConcatDataset(Dataset):
+    """``datasets`` one after the other, as PyTorch's ``ConcatDataset``; ``cumulative_sizes[k]`` is the
+    total length of the first ``k + 1``. Their items must have the same fields, and ``get_batch``
+    stacks what each dataset gives for its part of a batch, which must agree in shape per example."""
+
+    def __init__(self, datasets):
+        # One dataset is iterable too, item by item: it must not pass for a list of datasets.
+        if isinstance(datasets, Dataset) or hasattr(datasets, "get_batch") or not hasattr(datasets, "__iter__"):
+            fail("ConcatDataset", "datasets", datasets, "a list of datasets")
+        datasets = list(datasets)
+        if not datasets:
+            raise ValueError("ConcatDataset: datasets must not be empty")
+        for k, d in enumerate(datasets):
+            _check_dataset("ConcatDataset", f"datasets[{k}]", d)
+        self.datasets = datasets
+        self.cumulative_sizes = list(itertools.accumulate(len(d) for d in self.datasets))
+
+    def __len__(self):
+        return self.cumulative_sizes[-1]
+
+    def __getitem__(self, i):
+        _check_index("ConcatDataset", i, len(self))
+        i = i % len(self)
+        k = bisect.bisect_right(self.cumulative_sizes, i)
+        return self.datasets[k][i - (self.cumulative_sizes[k - 1] if k else 0)]
+
+    def get_batch(self, indices, rng=None):
+        """The items at ``indices``, as a tuple of arrays, one per field: each dataset is asked for its
+        rows once, in the order of ``datasets``, and hands ``rng`` to its transform."""
+        where = "ConcatDataset.get_batch"
+        n = len(self)
+        indices = _check_indices(where, indices, n)
+        indices = np.where(indices < 0, indices + n, indices)
+        part = np.searchsorted(self.cumulative_sizes, indices, side="right")
+        starts = [0] + self.cumulative_sizes[:-1]
+        pieces = []
+        for k in np.unique(part).tolist():
+            at = np.flatnonzero(part == k)
+            pieces.append((k, at, _get_batch(where, self.datasets[k], indices[at] - starts[k], rng)))
+        if len(pieces) <= 1:  # in the order asked for already
+            return pieces[0][2] if pieces else _get_batch(where, self.datasets[0], indices, rng)
+        k0, _, first = pieces[0]
+        for k, _, fields in pieces:
+            if len(fields) != len(first):
+                raise ValueError(f"{where}: datasets[{k}] gives {len(fields)} fields but datasets[{k0}] gives "
+                                 f"{len(first)}")
+        out = []
+        for f, a0 in enumerate(first):
+            for k, _, fields in pieces:
+                if fields[f].shape[1:] != a0.shape[1:]:
+                    raise ValueError(f"{where}: field {f} of datasets[{k}] has shape {fields[f].shape[1:]} per "
+                                     f"example but that of datasets[{k0}] has {a0.shape[1:]}")
+            xp = backend.get_array_module(a0)
+            stacked = xp.empty((len(indices),) + a0.shape[1:], np.result_type(*(p[2][f].dtype for p in pieces)))
+            for _, at, fields in pieces:
+                stacked[at] = fields[f]
+            out.append(stacked)
+        return tuple(out)
+
+    def __repr__(self):
+        return f"ConcatDataset({', '.join(f'{d!r:.60}' for d in self.datasets)})"
+
+
+def random_split(dataset, lengths, generator=None):
+    """Split ``dataset`` into ``Subset``s of the given lengths, at random, as PyTorch's
+    ``random_split``: the examples are permuted and cut in order, so the subsets never overlap.
+
+    ``lengths`` are ints summing to ``len(dataset)``, or fractions summing to 1: each subset then
+    gets ``floor(fraction * len(dataset))`` examples, and what is left over is handed out one by one,
+    round-robin from the first subset (``[0.5, 0.5]`` of 11 examples gives 6 and 5). A fraction that
+    leaves a subset empty gives a warning. Where rounding puts the fractions' sum just above 1
+    (``[0.46, 0.1, 0.023, 0.307, 0.11]``) they are taken as fractions too, which PyTorch refuses.
+
+    ``generator`` is an int seed or a ``np.random.Generator`` (PyTorch takes a ``torch.Generator``);
+    without it the permutation is drawn from minidl's generator, so ``mdl.manual_seed`` fixes it."""
+    where = "random_split"
+    _check_dataset(where, "dataset", dataset)
+    if not (isinstance(lengths, (list, tuple)) or (isinstance(lengths, np.ndarray) and lengths.ndim == 1)) \
+            or not all(is_real(v) for v in lengths):
+        fail(where, "lengths", lengths, "a list of ints (the sizes) or of fractions summing to 1")
+    rng = _generator(where, generator)
+    n, lengths = len(dataset), list(lengths)
+    total = sum(lengths)
+    if math.isclose(total, 1):
+        for i, fraction in enumerate(lengths):
+            if not 0 <= fraction <= 1:
+                raise ValueError(f"{where}: lengths sum to 1, so they are fractions, each in [0, 1]; got "
+                                 f"{fraction!r} at position {i}")
+        sizes = [math.floor(n * fraction) for fraction in lengths]
+        for i in range(n - sum(sizes)):
+            sizes[i % len(sizes)] += 1
+        for i, size in enumerate(sizes):
+            if size == 0:
+                warnings.warn(f"{where}: subset {i} is empty (a fraction {lengths[i]!r} of {n} examples)",
+                              stacklevel=2)
+    else:
+        for i, size in enumerate(lengths):
+            if not (is_int(size) and size >= 0):
+                raise ValueError(f"{where}: lengths must be ints >= 0 (the sizes) or fractions summing to 1; got "
+                                 f"{size!r} at position {i}, and the lengths sum to {total!r}")
+        sizes = [int(size) for size in lengths]
+        if sum(sizes) != n:
+            raise ValueError(f"{where}: lengths must sum to len(dataset) = {n}, or be fractions summing to 1; "
+                             f"got {lengths!r}, which sum to {sum(sizes)}")
+    order = rng.permutation(n)
+    return [Subset(dataset, order[end - size:end]) for end, size in zip(itertools.accumulate(sizes), sizes)]
+
+
+def _generator(where, generator):
+    """``generator`` (an int seed, a ``np.random.Generator`` or None) as a ``np.random.Generator``."""
+    if generator is None:
+        return random.rng()
+    if isinstance(generator, np.random.Generator):
+        return generator
+    if not (is_int(generator) and generator >= 0):
+        fail(where, "generator", generator, "an int seed >= 0, a np.random.Generator or None")
+    return np.random.default_rng(int(generator))
+
+
+def _check_dataset(where, name, dataset):
+    if not (hasattr(dataset, "__len__") and (hasattr(dataset, "get_batch") or hasattr(dataset, "__getitem__"))):
+        raise TypeError(f"{where}: {name} must have __len__ and __getitem__ (or get_batch); "
+                        f"got a {type(dataset).__name__}")
+
+
+def _check_index(where, i, n):
+    """``i`` indexes one of ``n`` examples, counting from the end if negative."""
+    if not is_int(i):
+        raise TypeError(f"{where}: index must be an int; got {i!r} (get_batch takes several)")
+    if not -n <= i < n:  # IndexError, which also ends iteration by the old protocol
+        raise IndexError(f"{where}: index {i} is out of range for {n} examples")
+
+
+def _get_batch(where, dataset, indices, rng=None, batch="the batch"):
+    """The items of ``dataset`` at ``indices`` as a tuple of arrays, one per field: from its
+    ``get_batch`` where it has one, else item by item, stacked field by field (``batch`` names the
+    batch in errors)."""
+    if hasattr(dataset, "get_batch"):
+        fields = dataset.get_batch(indices, rng=rng)
+        if not (isinstance(fields, (tuple, list)) and fields):
+            raise ValueError(f"{where}: {type(dataset).__name__}.get_batch must return a tuple of arrays, one per "
+                             f"field; got {fields!r:.80}")
+        return tuple(fields)
+    items = [dataset[int(i)] for i in indices]
+    fields = None
+    for i, item in zip(indices, items):
+        if not (isinstance(item, (tuple, list)) and item):
+            raise ValueError(f"{where}: dataset[{i}] must be an (image, label) pair; got {item!r:.80}. Items are "
+                             f"tuples (or lists) of fields, as many as the dataset has, such as one per tensor of "
+                             f"a TensorDataset")
+        if fields is None:
+            fields, first = len(item), i
+        elif len(item) != fields:
+            raise ValueError(f"{where}: dataset[{i}] has {len(item)} fields but dataset[{first}] has {fields}; "
+                             f"every item must have the same fields")
+    if fields is None:  # no items: nothing says what the fields would be
+        return ()
+    names = ("the images", "the labels") if fields == 2 else [f"field {k}" for k in range(fields)]
+    out = []
+    for k, name in enumerate(names):
+        values = [item[k].numpy() if isinstance(item[k], Tensor) else np.asarray(item[k]) for item in items]
+        shapes = sorted({v.shape for v in values})
+        if len(shapes) > 1:  # np.stack would say only "all input arrays must have the same shape"
+            raise ValueError(f"{where}: {name} of {batch} must have one shape; got {shapes}")
+        out.append(np.stack(values))
+    return tuple(out)
 
 
 def _first(bad):
