@@ -29,6 +29,17 @@ def is_array(a):
     return isinstance(a, np.ndarray) or is_cupy_array(a)
 
 
+def _gpu_extra_hint():
+    """The install command of minidl's gpu extra that fits where this minidl comes from: a source
+    checkout (installed in editable mode, or not at all) or an installed package."""
+    import os
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if os.path.exists(os.path.join(root, "setup.py")):
+        return f', or `pip install -e "{root}[gpu]"` (the extra, from this source checkout)'
+    return ', or `pip install "minidl[gpu]"`'
+
+
 def cupy():
     """Return the CuPy module, importing it on first use.
 
@@ -44,8 +55,8 @@ def cupy():
         raise DeviceError(
             "device 'cuda' needs CuPy, which is not installed "
             f"({e}). Install the wheel that matches your CUDA toolkit: "
-            "`pip install cupy-cuda12x` (CUDA 12) or `pip install cupy-cuda13x` (CUDA 13), "
-            "or `pip install minidl[gpu]`."
+            "`pip install cupy-cuda12x` (CUDA 12) or `pip install cupy-cuda13x` (CUDA 13)"
+            f"{_gpu_extra_hint()}."
         ) from None
     try:
         count = cp.cuda.runtime.getDeviceCount()

@@ -1,8 +1,9 @@
-"""The ``minidl`` command: train, eval and summary.
+"""The ``minidl`` command: train, eval, summary and predict.
 
     minidl train lenet5 --dataset mnist
-    minidl eval runs/lenet5-mnist/model.npz
+    minidl eval runs/latest/model.npz
     minidl summary lenet5
+    minidl predict runs/latest/model.npz digit.png
 """
 import argparse
 import os
@@ -42,6 +43,16 @@ def _folder(text):
     return text
 
 
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an int >= 1; got {text!r}")
+    return value
+
+
 def _input_shape(text):
     try:
         shape = tuple(int(n) for n in text.split(","))
@@ -52,27 +63,32 @@ def _input_shape(text):
     return shape
 
 
-# The options that set up a run, by config name. Their defaults are filled in after parsing, so
-# that on --resume the ones the user gave can be told apart (see RESUME_CAN_CHANGE).
-TRAIN_OPTIONS = {
-    "dataset": ("--dataset", str, "mnist, fashion-mnist or cifar10 (default mnist)"),
-    "epochs": ("--epochs", int, f"total epochs (default {DEFAULTS['epochs']}; with --resume, the run's own total "
-                                "unless given: --epochs 12 extends a 9-epoch run to 12)"),
-    "batch_size": ("--batch-size", int, f"default {DEFAULTS['batch_size']}"),
-    "lr": ("--lr", float, f"default {DEFAULTS['lr']}"),
-    "optimizer": ("--optimizer", str, f"sgd or adam (default {DEFAULTS['optimizer']})"),
-    "momentum": ("--momentum", float, f"for sgd (default {DEFAULTS['momentum']})"),
-    "weight_decay": ("--weight-decay", float, f"default {DEFAULTS['weight_decay']}"),
-    "lr_step": ("--lr-step", int, f"multiply the lr by --lr-gamma every this many epochs (0: never; default "
-                                  f"{DEFAULTS['lr_step']})"),
-    "lr_gamma": ("--lr-gamma", float, f"default {DEFAULTS['lr_gamma']}"),
-    "augment": ("--augment", int, f"move training images randomly by up to this many pixels (0: off; default "
-                                  f"{DEFAULTS['augment']})"),
-    "device": ("--device", str, "cpu or cuda (default cpu)"),
-    "seed": ("--seed", int, f"default {DEFAULTS['seed']}"),
-    "subset": ("--subset", int, "quick runs: train on the first N training images and test on the first N/5 "
-                                "test images"),
-}
+def _train_options():
+    """The options that set up a run, by config name. Their defaults are filled in after parsing, so
+    that on --resume the ones the user gave can be told apart (see RESUME_CAN_CHANGE)."""
+    from minidl.training import DATASETS, OPTIMIZERS
+
+    return {
+        "dataset": ("--dataset", str, f"{', '.join(sorted(DATASETS))} (default {DEFAULTS['dataset']})"),
+        "epochs": ("--epochs", int, f"total epochs (default {DEFAULTS['epochs']}; with --resume, the run's own total "
+                                    "unless given: --epochs 12 extends a 9-epoch run to 12)"),
+        "batch_size": ("--batch-size", int, f"default {DEFAULTS['batch_size']}"),
+        "lr": ("--lr", float, f"default {DEFAULTS['lr']}"),
+        "optimizer": ("--optimizer", str, f"{', '.join(OPTIMIZERS)} (default {DEFAULTS['optimizer']})"),
+        "momentum": ("--momentum", float, f"for sgd (default {DEFAULTS['momentum']})"),
+        "weight_decay": ("--weight-decay", float, f"default {DEFAULTS['weight_decay']}"),
+        "lr_step": ("--lr-step", int, f"multiply the lr by --lr-gamma every this many epochs (0: never; default "
+                                      f"{DEFAULTS['lr_step']})"),
+        "lr_gamma": ("--lr-gamma", float, f"default {DEFAULTS['lr_gamma']}"),
+        "augment": ("--augment", int, f"move training images randomly by up to this many pixels (0: off; default "
+                                      f"{DEFAULTS['augment']})"),
+        "device": ("--device", str, f"cpu, cuda or cuda:N (default {DEFAULTS['device']})"),
+        "seed": ("--seed", int, f"default {DEFAULTS['seed']}"),
+        "subset": ("--subset", int, "quick runs: train on the first N training images and test on the first N/5 "
+                                    "test images (default: all)"),
+    }
+
+
 # What --resume takes from the command line: how long to go on, where the data now is and where to
 # compute. Every other option would make a different run, so it must match the checkpoint's.
 RESUME_CAN_CHANGE = ("epochs", "device", "data_root")
@@ -82,19 +98,25 @@ def _parser():
     p = argparse.ArgumentParser(prog="minidl", description="Train, evaluate and inspect minidl models.")
     sub = p.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train a model on a dataset")
-    t.add_argument("model", help="model name, e.g. lenet5")
-    for name, (flag, parse, help_text) in TRAIN_OPTIONS.items():
+    from minidl_models import MODELS
+
+    models = ", ".join(sorted(MODELS))
+    t = sub.add_parser("train", help="train a model on a dataset",
+                       epilog=f"models: {models} (`minidl summary MODEL` shows one)")
+    t.add_argument("model", help="model name, e.g. lenet5 (all of them are listed below)")
+    for name, (flag, parse, help_text) in _train_options().items():
         t.add_argument(flag, dest=name, type=_option(name, parse), default=None, help=help_text)
     t.add_argument("--kernels", choices=["auto", "numpy", "numba"], default=None,
                    help="CPU kernels (default: $MINIDL_KERNELS, else auto = numba when it imports)")
     t.add_argument("--data-root", type=_folder, default=None,
-                   help="folder with the dataset files (default: the cache)")
+                   help="folder with the dataset files (default: $MINIDL_DATA if set, else the cache "
+                        "~/.cache/minidl, filled from the download mirrors)")
     t.add_argument("--out", default=None,
-                   help="run directory (default: runs/MODEL-DATASET-TIME; with --resume, the checkpoint's run)")
+                   help=f"run directory (default: runs/MODEL-DATASET-TIME, and {LATEST} points to the newest; with "
+                        "--resume, the checkpoint's run)")
     t.add_argument("--resume", default=None, metavar="CKPT",
                    help="continue from this checkpoint, writing the later epochs into its run directory")
-    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--quiet", action="store_true", help="no progress (a bar on a terminal, else a line every 30 s)")
 
     e = sub.add_parser("eval", help="evaluate a checkpoint on its dataset's test set")
     e.add_argument("checkpoint")
@@ -103,9 +125,16 @@ def _parser():
     e.add_argument("--data-root", type=_folder, default=None)
 
     s = sub.add_parser("summary", help="print a model's layers, parameters and cost")
-    s.add_argument("model")
+    s.add_argument("model", help=f"a model name ({models}) or a model.npz or checkpoint of minidl train")
     s.add_argument("--input-shape", type=_input_shape, default=None,
                    help="C,H,W without the batch (default: the model's own)")
+
+    r = sub.add_parser("predict", help="the most likely classes of images, by a trained model")
+    r.add_argument("checkpoint", help="a model.npz (or checkpoint) of minidl train")
+    r.add_argument("images", nargs="+", metavar="IMAGE",
+                   help="image files: PNG, JPEG, ... (with Pillow), or .npy arrays of the dataset's image shape")
+    r.add_argument("--topk", type=_positive_int, default=5, help="how many classes to show per image (default 5)")
+    r.add_argument("--device", type=_option("device", str), default="cpu")
     return p
 
 
@@ -116,38 +145,15 @@ def _kernels_used(device):
     return f"on {device}" if device.startswith("cuda") else f"with {mdl.config.kernels} kernels"
 
 
-def _read_run_file(path):
-    """The checkpoint at ``path`` and its checked config; CheckpointError if it has none."""
-    import minidl as mdl
-    from minidl.training import CheckpointError, check_config
-
-    state = mdl.load(path)
-    if not isinstance(state, dict) or "config" not in state or "model" not in state:
-        raise CheckpointError(f"{path} is not a minidl run file: it has no config and model (minidl train writes "
-                              "them into model.npz and checkpoints/)")
-    check_config(state["config"], path)
-    return state, state["config"]
-
-
-def _build_model(config, where):
-    """The model ``config`` names, as `minidl train` builds it; CheckpointError if its arguments do not fit."""
-    from minidl.training import CheckpointError
-    from minidl_models import get_model
-
-    try:
-        return get_model(config["model"], **config["model_kwargs"])
-    except TypeError as e:
-        raise CheckpointError(f"{where}: the config's model_kwargs {config['model_kwargs']!r} do not fit "
-                              f"{config['model']} ({e})") from None
-
-
 def _resumed_config(args):
-    state, config = _read_run_file(args.resume)
+    from minidl_models.loading import read_run_file
+
+    state, config = read_run_file(args.resume)
     if config["model"] != args.model:
         raise ValueError(f"the checkpoint {args.resume} is of model {config['model']!r}, not {args.model!r}")
-    given = {name: getattr(args, name) for name in list(TRAIN_OPTIONS) + ["data_root"]
+    given = {name: getattr(args, name) for name in list(_train_options()) + ["data_root"]
              if getattr(args, name) is not None}
-    differ = [f"{TRAIN_OPTIONS[k][0]} {v} (the run's: {config[k]})" for k, v in given.items()
+    differ = [f"{_train_options()[k][0]} {v} (the run's: {config[k]})" for k, v in given.items()
               if k not in RESUME_CAN_CHANGE and v != config[k]]
     if differ:
         raise ValueError(f"--resume continues the run as it was set up, and these options would change it: "
@@ -158,6 +164,25 @@ def _resumed_config(args):
     config.update({k: given[k] for k in RESUME_CAN_CHANGE if k in given})
     out = args.out or os.path.dirname(os.path.dirname(os.path.abspath(args.resume)))
     return state, config, out
+
+
+# The newest run of `minidl train` without --out, so that commands written down (the README's) work
+# after any number of runs.
+LATEST = os.path.join("runs", "latest")
+
+
+def _point_latest_at(out):
+    """Make ``runs/latest`` a link to the run directory ``out`` (under runs/), replacing the link
+    atomically; never a file or folder of the user's. Where links cannot be made, nothing happens."""
+    if os.path.exists(LATEST) and not os.path.islink(LATEST):
+        return
+    temporary = f"{LATEST}.{os.getpid()}.tmp"
+    try:
+        os.symlink(os.path.basename(out), temporary)
+        os.replace(temporary, LATEST)
+    except OSError:
+        if os.path.islink(temporary):
+            os.unlink(temporary)
 
 
 def _new_run_dir(args):
@@ -180,7 +205,8 @@ def _new_run_dir(args):
 
 def _train(args):
     import minidl as mdl
-    from minidl.training import Run, check_config
+    from minidl.training import CommandRun, check_config
+    from minidl_models.loading import build_model
 
     if args.kernels:
         mdl.config.kernels = args.kernels
@@ -191,16 +217,18 @@ def _train(args):
         from minidl_models import model_constructor
 
         model_constructor(args.model)  # an unknown name fails here, before any data is fetched
-        for name in TRAIN_OPTIONS:
+        for name in _train_options():
             if getattr(args, name) is None:
                 setattr(args, name, DEFAULTS[name])
         config = {"model": args.model, "model_kwargs": model_kwargs(args.dataset),
-                  **{name: getattr(args, name) for name in TRAIN_OPTIONS}, "data_root": args.data_root}
+                  **{name: getattr(args, name) for name in _train_options()}, "data_root": args.data_root}
         check_config(config, "minidl train")
         out = _new_run_dir(args)
     mdl.manual_seed(config["seed"])
-    run = Run(config, out, _build_model(config, args.resume or "minidl train"), progress=not args.quiet)
+    run = CommandRun(config, out, build_model(config, args.resume or "minidl train"), progress=not args.quiet)
     os.makedirs(out, exist_ok=True)  # once the data and the model are there: a run that cannot start leaves nothing
+    if args.out is None and not args.resume:
+        _point_latest_at(out)
     if args.resume:
         run.restore(state, args.resume)
         print(f"resumed from {args.resume} at epoch {run.epoch + 1}, step {run.step}")
@@ -220,18 +248,13 @@ def _eval(args):
 
     import minidl as mdl
     from minidl.data import DataLoader
-    from minidl.training import CheckpointError, evaluate, load_datasets
+    from minidl.training import evaluate, load_datasets
+    from minidl_models import load
 
     if args.kernels:
         mdl.config.kernels = args.kernels
-    state, config = _read_run_file(args.checkpoint)
-    model = _build_model(config, args.checkpoint)
-    try:
-        model.load_state_dict(state["model"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as e:
-        raise CheckpointError(f"the weights in {args.checkpoint} do not fit the {config['model']} its config "
-                              f"builds: {e}") from None
-    model.to(args.device)
+    model = load(args.checkpoint, args.device)
+    config = model.run_config
     _, test = load_datasets(config["dataset"], args.data_root or config.get("data_root"),
                             image_size=model.input_shape[1:])
     loss, accuracy, confusion = evaluate(model, DataLoader(test, 1000), args.device)
@@ -248,9 +271,24 @@ def _eval(args):
 
 
 def _summary(args):
-    from minidl_models import get_model, summary
+    from minidl_models import MODELS, get_model, load, summary
 
-    print(summary(get_model(args.model), args.input_shape))
+    model = load(args.model) if args.model not in MODELS and os.path.isfile(args.model) else get_model(args.model)
+    print(summary(model, args.input_shape))
+    return 0
+
+
+def _predict(args):
+    from minidl_models import load, predict
+    from minidl_models.loading import read_image
+
+    model = load(args.checkpoint, args.device)
+    if model.image_shape is None:
+        raise ValueError(f"{args.checkpoint} does not record how to prepare images for its model (minidl train "
+                         "writes that into model.npz)")
+    for path in args.images:
+        ranked = predict(model, read_image(path, model.image_shape), topk=args.topk)[0]
+        print(f"{path}: " + ", ".join(f"{label} {p:.3f}" for label, p in ranked))
     return 0
 
 
@@ -274,7 +312,7 @@ def main(argv=None):
     from minidl.training import Interrupted, TrainingError
 
     try:
-        return {"train": _train, "eval": _eval, "summary": _summary}[args.command](args)
+        return {"train": _train, "eval": _eval, "summary": _summary, "predict": _predict}[args.command](args)
     except Interrupted as e:
         return 128 + e.signum
     except KeyboardInterrupt:

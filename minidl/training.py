@@ -1,17 +1,19 @@
-"""The training loop behind ``minidl train`` and ``minidl eval``.
+"""The training loop: `Trainer` (and `fit`) for any Module, optimizer and DataLoaders, and behind it
+``minidl train`` and ``minidl eval``.
 
 A run directory holds everything a run produced:
 
     metrics.jsonl, metrics.csv   one row per epoch
     checkpoints/epoch-NNN.npz    model, optimizer, scheduler, RNG and data-order state (atomic writes)
-    model.npz                    the final weights and the config that builds the model
+    model.npz                    the final weights (``minidl train`` adds what rebuilds the model and
+                                 prepares its input, for ``minidl_models.load``)
     curves.png                   loss and accuracy curves (when matplotlib is installed)
 
-A checkpoint holds every piece of state the next step depends on, so
-``--resume`` continues exactly: a resumed run ends with the same weights as an
-uninterrupted one. Ctrl-C (SIGINT) and SIGTERM (what schedulers and ``docker stop``
+A checkpoint holds every piece of state the next step depends on, so a resumed run
+(`Trainer.load_checkpoint`, ``minidl train --resume``) ends with the same weights as an
+uninterrupted one, bit for bit. Ctrl-C (SIGINT) and SIGTERM (what schedulers and ``docker stop``
 send) ask the run to stop: the step under way finishes, a checkpoint of that step is
-saved, and `fit` raises `Interrupted`. A second signal stops at once, saving nothing
+saved, and `Trainer.fit` raises `Interrupted`. A second signal stops at once, saving nothing
 more (the last checkpoint stays as it was).
 
 A run stops with `TrainingError` when its loss becomes NaN or infinite, or explodes:
@@ -31,8 +33,8 @@ from collections import deque
 import numpy as np
 
 import minidl as mdl
-from minidl import backend, random
-from minidl._checks import is_int, is_real
+from minidl import backend, kernels, random
+from minidl._checks import check_int, is_int, is_real, require
 from minidl.data import DataLoader, datasets, transforms as T
 from minidl.serialization import atomic_open
 
@@ -42,6 +44,9 @@ DATASETS = {
     "cifar10": (datasets.CIFAR10, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
 }
 
+
+# ``minidl train --optimizer``: every optimizer of minidl.optim, by its class name there.
+OPTIMIZERS = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "adagrad": "Adagrad", "rmsprop": "RMSprop"}
 
 DIVERGENCE_WINDOW, DIVERGENCE_FACTOR = 20, 10
 
@@ -86,7 +91,7 @@ CONFIG = {
     "epochs": (lambda v: is_int(v) and v >= 1, "an int >= 1"),
     "batch_size": (lambda v: is_int(v) and v >= 1, "an int >= 1"),
     "lr": (lambda v: _nonnegative(v) and v > 0, "a finite number > 0"),
-    "optimizer": (lambda v: v in ("sgd", "adam"), "'sgd' or 'adam'"),
+    "optimizer": (lambda v: v in OPTIMIZERS, "one of " + ", ".join(OPTIMIZERS)),
     "momentum": (_nonnegative, "a finite number >= 0"),
     "weight_decay": (_nonnegative, "a finite number >= 0"),
     "lr_step": (lambda v: is_int(v) and v >= 0, "an int >= 0 (0: never)"),
@@ -152,11 +157,11 @@ def load_datasets(name, root=None, subset=None, image_size=(32, 32), augment=0):
 
 
 def make_optimizer(name, params, lr, momentum, weight_decay):
-    if name == "sgd":
-        return mdl.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    if name == "adam":
-        return mdl.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    raise ValueError(f"unknown optimizer {name!r}; choose sgd or adam")
+    """The optimizer ``minidl train --optimizer name`` uses; ``momentum`` is SGD's alone."""
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}")
+    extra = {"momentum": momentum} if name == "sgd" else {}
+    return getattr(mdl.optim, OPTIMIZERS[name])(params, lr=lr, weight_decay=weight_decay, **extra)
 
 
 def evaluate(model, loader, device="cpu", num_classes=10):
@@ -174,51 +179,111 @@ def evaluate(model, loader, device="cpu", num_classes=10):
     return total_loss / n, float(np.trace(confusion)) / n, confusion
 
 
-class Run:
-    """One training run: the model, optimizer, data and the files it writes.
+class Trainer:
+    """Train any Module: the loop behind ``minidl train``, with its progress, metrics files, curves,
+    checkpoints, Ctrl-C handling and bit-exact resume, for your own model and data::
 
-    ``model`` is any Module with an ``input_shape`` attribute (the ``minidl`` command builds it by
-    name from ``minidl_models``, right after ``mdl.manual_seed(config["seed"])``, so that its
-    initial weights, and every random draw of the run after them, repeat)."""
+        trainer = Trainer(model, optim.AdamW(model.parameters(), lr=1e-3), train_loader,
+                          val_loader=val_loader, epochs=10, out="runs/mine")
+        history = trainer.fit()          # one dict per epoch: train_loss, val_loss, val_acc, lr, ...
 
-    def __init__(self, config, out, model, progress=True):
-        self.config, self.out, self.progress = config, out, progress
-        self.model = model
-        self.train_set, self.test_set = load_datasets(config["dataset"], config.get("data_root"),
-                                                      config.get("subset"), self.model.input_shape[1:],
-                                                      config.get("augment", 0))
-        # A model with auxiliary outputs (GoogLeNet) defines the loss that weighs them.
-        self.criterion = getattr(self.model, "criterion", mdl.nn.functional.cross_entropy)
-        self.device = config["device"]
+    ``train_loader`` is a `minidl.data.DataLoader`: it can replay any epoch's order from any step,
+    which resuming needs. ``val_loader`` (optional) is any iterable of ``(input, target)`` batches,
+    evaluated after each epoch with the model in eval mode. ``loss_fn(output, target)`` returns a
+    scalar Tensor (default: the model's ``criterion`` if it has one, as GoogLeNet weighs its auxiliary
+    heads, else cross-entropy). Where the output is a (N, classes) array of scores (or a tuple whose
+    first item is) and the target N class indices, the rows also hold accuracies.
+
+    ``scheduler`` steps after each epoch (``scheduler_interval="epoch"``) or after each optimizer step
+    (``"step"``, as `OneCycleLR` expects); a `ReduceLROnPlateau` is given the epoch's validation loss
+    (the training loss without ``val_loader``). ``max_grad_norm`` clips the gradients' total norm before
+    each step (`minidl.nn.utils.clip_grad_norm_`). ``out`` is the run directory; without it nothing
+    is written and a signal stops the run without a checkpoint. ``config`` (a dict of plain values)
+    is stored in every checkpoint and in model.npz, to record how the run was set up.
+
+    ``progress``: a progress bar on a terminal; when the output is a file or a pipe, a line every
+    ``log_interval`` seconds instead of a redraw per batch. Each epoch ends with a line on stdout.
+    """
+
+    eval_name = "val"  # the prefix of the evaluation's entries in the history
+    lr_hint = "a smaller learning rate"
+
+    def __init__(self, model, optimizer, train_loader, *, epochs=1, loss_fn=None, val_loader=None,
+                 scheduler=None, scheduler_interval="epoch", max_grad_norm=None, out=None, device="cpu",
+                 config=None, progress=True, log_interval=30.0):
+        where = type(self).__name__
+        if not isinstance(model, mdl.nn.Module):
+            raise TypeError(f"{where}: model must be a minidl.nn.Module; got {type(model).__name__}")
+        if not isinstance(optimizer, mdl.optim.Optimizer):
+            raise TypeError(f"{where}: optimizer must be a minidl.optim optimizer; got {type(optimizer).__name__}")
+        if not isinstance(train_loader, DataLoader):
+            raise TypeError(f"{where}: train_loader must be a minidl.data.DataLoader (it replays an epoch's order "
+                            f"from any step, which resuming needs); got {type(train_loader).__name__}")
+        if val_loader is not None and not hasattr(val_loader, "__iter__"):
+            raise TypeError(f"{where}: val_loader must be an iterable of (input, target) batches, or None; "
+                            f"got {type(val_loader).__name__}")
+        require(loss_fn is None or callable(loss_fn), where, "loss_fn", loss_fn, "a function (output, target) -> loss")
+        require(scheduler is None or hasattr(scheduler, "step"), where, "scheduler", scheduler,
+                "a learning-rate scheduler or None")
+        require(scheduler_interval in ("epoch", "step"), where, "scheduler_interval", scheduler_interval,
+                "'epoch' or 'step'")
+        require(max_grad_norm is None or (is_real(max_grad_norm) and max_grad_norm > 0), where, "max_grad_norm",
+                max_grad_norm, "a number > 0, or None")
+        require(out is None or isinstance(out, (str, os.PathLike)), where, "out", out, "a folder path or None")
+        require(config is None or isinstance(config, dict), where, "config", config, "a dict or None")
+        require(is_real(log_interval) and log_interval > 0, where, "log_interval", log_interval, "seconds > 0")
+        self.epochs = check_int(where, "epochs", epochs, 1)
+        backend.parse_device(device)
+        self.device = device
+        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        self.train_loader, self.val_loader = train_loader, val_loader
+        self.loss_fn = loss_fn or getattr(model, "criterion", mdl.nn.functional.cross_entropy)
+        self.scheduler_interval, self.max_grad_norm = scheduler_interval, max_grad_norm
+        self.out = None if out is None else os.fspath(out)
+        self.config = {} if config is None else config
+        self.progress, self.log_interval = progress, float(log_interval)
         self.model.to(self.device)
-        self.optimizer = make_optimizer(config["optimizer"], self.model.parameters(), config["lr"],
-                                        config["momentum"], config["weight_decay"])
-        self.scheduler = (mdl.optim.lr_scheduler.StepLR(self.optimizer, config["lr_step"], config["lr_gamma"])
-                          if config.get("lr_step") else None)
-        self.loader = DataLoader(self.train_set, config["batch_size"], shuffle=True, seed=config["seed"])
-        self.test_loader = DataLoader(self.test_set, 1000)
+        # sums: the epoch so far (loss x examples, correct, examples, seconds)
         self.epoch, self.step, self.sums, self.history = 0, 0, [0.0, 0, 0, 0.0], []
         self.first_loss, self.recent_losses = None, deque(maxlen=DIVERGENCE_WINDOW)
+        self._scores = True  # whether the outputs are class scores, so that accuracy means something
 
     # --- checkpoints -------------------------------------------------------------------
     def state(self):
+        """Everything the next step depends on, as `mdl.save` writes it."""
         return {"config": self.config, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict() if self.scheduler else None,
                 "epoch": self.epoch, "step": self.step, "sums": list(self.sums), "history": self.history,
-                "rng": json.dumps(random.get_rng_state()),
+                "rng": json.dumps(random.get_rng_state()), "loader_seed": self.train_loader.seed,
                 "losses": {"first": self.first_loss, "recent": list(self.recent_losses)}}
 
     def save_checkpoint(self, name):
-        path = os.path.join(self.out, "checkpoints", name)
+        """Write `state()` to ``out/checkpoints/name`` (atomically); its path."""
+        path = os.path.join(self._require_out("save_checkpoint"), "checkpoints", name)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         mdl.save(self.state(), path)
         return path
 
+    def final_state(self):
+        """What model.npz holds: the config and the weights."""
+        return {"config": self.config, "model": self.model.state_dict()}
+
+    def _require_out(self, what):
+        if self.out is None:
+            raise ValueError(f"{type(self).__name__}.{what}: this trainer has no run directory (out=None)")
+        return self.out
+
+    def load_checkpoint(self, path):
+        """Continue from the checkpoint at ``path``: the next `fit` goes on from its step."""
+        self.restore(mdl.load(path), path)
+
     def restore(self, state, where="the checkpoint"):
         """Continue from ``state`` (a `state()` read back); a state that cannot serve raises
-        CheckpointError naming ``where``. The run's own counters and generator are checked first
+        CheckpointError naming ``where``. The trainer's own counters and generator are checked first
         and set last; the optimizer, scheduler and model each check all of their state before they
-        change any of it. (After a refusal the run is not meant to go on.)"""
+        change any of it. (After a refusal the trainer is not meant to go on.)"""
+        if not isinstance(state, dict):
+            raise CheckpointError(f"{where} is not a training checkpoint: it holds a {type(state).__name__}")
         missing = [k for k in ("model", "optimizer", "scheduler", "epoch", "step", "sums", "history", "rng")
                    if k not in state]
         if missing:
@@ -227,21 +292,22 @@ class Run:
                                      "checkpoints/)" if "optimizer" in missing else ""))
         epoch, step, sums, history, losses = (state["epoch"], state["step"], state["sums"], state["history"],
                                               state.get("losses", {"first": None, "recent": []}))
+        seed = state.get("loader_seed", self.train_loader.seed)
         checks = [
-            (is_int(epoch) and 0 <= epoch <= self.config["epochs"], f"epoch {epoch!r}"),
-            (is_int(step) and 0 <= step <= len(self.loader), f"step {step!r}"),
+            (is_int(epoch) and 0 <= epoch <= self.epochs, f"epoch {epoch!r}"),
+            (is_int(step) and 0 <= step <= len(self.train_loader), f"step {step!r}"),
             (isinstance(sums, list) and len(sums) == 4 and all(is_real(v) for v in sums), f"sums {sums!r}"),
             (isinstance(history, list) and all(isinstance(row, dict) for row in history), "history"),
             (isinstance(losses, dict) and (losses.get("first") is None or is_real(losses["first"]))
              and isinstance(losses.get("recent"), list) and all(is_real(v) for v in losses["recent"]), "losses"),
+            (is_int(seed) and 0 <= seed < 2 ** 63, f"loader_seed {seed!r}"),
         ]
         bad = [what for ok, what in checks if not ok]
         if bad:
             raise CheckpointError(f"{where}: its {', '.join(bad)} do not fit this run "
-                                  f"({self.config['epochs']} epochs of {len(self.loader)} steps)")
+                                  f"({self.epochs} epochs of {len(self.train_loader)} steps)")
         if self.scheduler is not None and state["scheduler"] is None:
-            raise CheckpointError(f"{where} has no scheduler state, but its config asks for --lr-step "
-                                  f"{self.config['lr_step']}")
+            raise CheckpointError(f"{where} has no scheduler state, but this run has a {type(self.scheduler).__name__}")
         try:
             rng = json.loads(state["rng"])
             random.check_rng_state(rng)
@@ -258,31 +324,40 @@ class Run:
         self.epoch, self.step, self.sums, self.history = int(epoch), int(step), list(sums), list(history)
         self.first_loss = losses["first"]
         self.recent_losses = deque(losses["recent"], maxlen=DIVERGENCE_WINDOW)
+        self.train_loader.seed = int(seed)
         random.set_rng_state(rng)
 
     # --- training ------------------------------------------------------------------------
     def fit(self):
-        """Train up to the config's epochs, then write model.npz; returns the history. On SIGINT or
-        SIGTERM: finish the step, save a checkpoint of it, raise `Interrupted`."""
-        epochs = self.config["epochs"]
+        """Train up to ``epochs``, then write model.npz (with ``out``); returns the history, one dict
+        per epoch. On SIGINT or SIGTERM: finish the step, save a checkpoint of it, raise `Interrupted`."""
+        if self.progress and self.epoch < self.epochs and kernels.numba_kernels_on_disk() is False:
+            print("compiling the Numba kernels, once per machine (later runs load them from Numba's cache); "
+                  "the first steps take seconds", file=sys.stderr, flush=True)
         with _StopRequests() as stop:
-            while self.epoch < epochs:
+            while self.epoch < self.epochs:
                 self._train_epoch(stop)
-                if stop.signum is not None and self.epoch < epochs:
-                    self._interrupted(stop.signum, os.path.join(self.out, "checkpoints", f"epoch-{self.epoch:03d}.npz"))
-            mdl.save({"config": self.config, "model": self.model.state_dict()}, os.path.join(self.out, "model.npz"))
+                if stop.signum is not None and self.epoch < self.epochs:
+                    path = os.path.join(self.out, "checkpoints", f"epoch-{self.epoch:03d}.npz") if self.out else None
+                    self._interrupted(stop.signum, path)
+            if self.out is not None:
+                mdl.save(self.final_state(), os.path.join(self.out, "model.npz"))
         return self.history
 
+    def resume_hint(self, path):
+        """How to continue from the checkpoint at ``path``, for the message of an interrupted run."""
+        return f"{type(self).__name__}.load_checkpoint({path!r}), then fit()"
+
     def _interrupted(self, signum, path):
-        print(f"\n{signal.Signals(signum).name}: saved {path}\nresume with: minidl train {self.config['model']} "
-              f"--resume {path}", file=sys.stderr)
+        saved = f"saved {path}\nresume with: {self.resume_hint(path)}" if path else "no run directory: nothing saved"
+        print(f"\n{signal.Signals(signum).name}: {saved}", file=sys.stderr)
         raise Interrupted(signum, path)
 
     def _check_loss(self, value):
         where = f"at epoch {self.epoch + 1}, step {self.step + 1}"
+        lr = self.optimizer.param_groups[0]["lr"]
         if not math.isfinite(value):
-            raise TrainingError(f"the loss became {value} {where}; try a smaller --lr (this run's is "
-                                f"{self.config['lr']:g})")
+            raise TrainingError(f"the loss became {value} {where}; try {self.lr_hint} (this run's is {lr:g})")
         if self.first_loss is None:
             self.first_loss = value
         self.recent_losses.append(value)
@@ -290,57 +365,90 @@ class Run:
         if mean > DIVERGENCE_FACTOR * self.first_loss:
             raise TrainingError(f"the loss diverged {where}: its mean over the last {len(self.recent_losses)} "
                                 f"steps is {mean:.4g}, over {DIVERGENCE_FACTOR} times the first step's "
-                                f"{self.first_loss:.4g}; try a smaller --lr (this run's is {self.config['lr']:g})")
+                                f"{self.first_loss:.4g}; try {self.lr_hint} (this run's is {lr:g})")
+
+    def _step_scheduler(self, metric):
+        if isinstance(self.scheduler, mdl.optim.lr_scheduler.ReduceLROnPlateau):
+            self.scheduler.step(metric)
+        else:
+            self.scheduler.step()
 
     def _train_epoch(self, stop):
-        from tqdm import tqdm
-
-        cfg, model, opt = self.config, self.model, self.optimizer
+        model, opt = self.model, self.optimizer
         start = time.perf_counter() - self.sums[3]
-        n_batches = len(self.loader)
-        bar = tqdm(total=n_batches, initial=self.step, desc=f"epoch {self.epoch + 1}/{cfg['epochs']}",
-                   disable=not self.progress, leave=False, unit="batch")
+        n_batches = len(self.train_loader)
+        progress = _Progress(self.progress, n_batches, self.step, f"epoch {self.epoch + 1}/{self.epochs}",
+                             self.log_interval)
         model.train()
         try:
-            for x, y in self.loader.batches(self.epoch, start=self.step):
+            for x, y in self.train_loader.batches(self.epoch, start=self.step):
                 # The targets stay on the host: the loss checks their range there and then copies
                 # them, which on a GPU saves waiting for the device before each step's loss.
                 x = x.to(self.device)
                 out = model(x)
-                logits = out[0] if isinstance(out, tuple) else out  # the rest are auxiliary heads
-                loss = self.criterion(out, y)
+                loss = self.loss_fn(out, y)
                 value = loss.item()
                 self._check_loss(value)
                 opt.zero_grad()
                 loss.backward()
+                if self.max_grad_norm is not None:
+                    mdl.nn.utils.clip_grad_norm_(model.parameters(), self.max_grad_norm)
                 opt.step()
-                correct = int((backend.as_numpy(logits.data.argmax(axis=1)) == y.numpy()).sum())
+                if self.scheduler is not None and self.scheduler_interval == "step":
+                    self._step_scheduler(value)
+                correct = _correct(out, y)
+                self._scores = correct is not None
                 self.sums[0] += value * len(y)
-                self.sums[1] += correct
+                self.sums[1] += correct or 0
                 self.sums[2] += len(y)
                 self.step += 1
                 self.sums[3] = time.perf_counter() - start
-                bar.update(1)
-                bar.set_postfix(loss=f"{self.sums[0] / self.sums[2]:.4f}", acc=f"{self.sums[1] / self.sums[2]:.4f}")
+                progress.update(self._running_stats())
                 if stop.signum is not None and self.step < n_batches:
-                    self._interrupted(stop.signum, self.save_checkpoint(
-                        f"interrupted-epoch-{self.epoch + 1:03d}-step-{self.step:05d}.npz"))
+                    path = (self.save_checkpoint(f"interrupted-epoch-{self.epoch + 1:03d}-step-{self.step:05d}.npz")
+                            if self.out else None)
+                    self._interrupted(stop.signum, path)
         finally:
-            bar.close()
+            progress.close()
         train_time = self.sums[3]
-        test_loss, test_acc, _ = evaluate(model, self.test_loader, self.device)
-        row = {"epoch": self.epoch + 1, "train_loss": self.sums[0] / self.sums[2],
-               "train_acc": self.sums[1] / self.sums[2], "test_loss": test_loss, "test_acc": test_acc,
-               "lr": opt.param_groups[0]["lr"], "time_s": train_time, "images_per_s": self.sums[2] / train_time}
+        row = {"epoch": self.epoch + 1, "train_loss": self.sums[0] / self.sums[2]}
+        if self._scores:
+            row["train_acc"] = self.sums[1] / self.sums[2]
+        if self.val_loader is not None:
+            loss, accuracy = self.evaluate(self.val_loader)
+            row[f"{self.eval_name}_loss"] = loss
+            if accuracy is not None:
+                row[f"{self.eval_name}_acc"] = accuracy
+        row.update(lr=opt.param_groups[0]["lr"], time_s=train_time, images_per_s=self.sums[2] / train_time)
         self.history.append(row)
-        if self.scheduler is not None:
-            self.scheduler.step()
+        if self.scheduler is not None and self.scheduler_interval == "epoch":
+            self._step_scheduler(row.get(f"{self.eval_name}_loss", row["train_loss"]))
         self.epoch, self.step, self.sums = self.epoch + 1, 0, [0.0, 0, 0, 0.0]
-        self.save_checkpoint(f"epoch-{self.epoch:03d}.npz")
-        self._write_metrics()
-        print(f"epoch {row['epoch']:3d}  train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}  "
-              f"test loss {row['test_loss']:.4f} acc {row['test_acc']:.4f}  "
-              f"{row['time_s']:.1f}s  {row['images_per_s']:.0f} img/s", flush=True)
+        if self.out is not None:
+            self.save_checkpoint(f"epoch-{self.epoch:03d}.npz")
+            self._write_metrics()
+        print(_epoch_line(row, self.eval_name), flush=True)
+
+    def _running_stats(self):
+        n = self.sums[2]
+        stats = f"loss {self.sums[0] / n:.4f}" + (f" acc {self.sums[1] / n:.4f}" if self._scores else "")
+        return f"{stats}  {n / max(self.sums[3], 1e-9):.0f} img/s"
+
+    def evaluate(self, loader):
+        """Mean loss and accuracy (None where the outputs are not class scores) over ``loader``, in
+        eval mode without a graph."""
+        self.model.eval()
+        total, correct, n = 0.0, 0, 0
+        with mdl.no_grad():
+            for x, y in loader:
+                out = self.model(x.to(self.device))
+                total += self.loss_fn(out, y).item() * len(y)
+                c = _correct(out, y)
+                correct = None if c is None or correct is None else correct + c
+                n += len(y)
+        if n == 0:
+            raise ValueError(f"{type(self).__name__}.evaluate: the loader gave no batches")
+        return total / n, None if correct is None else correct / n
 
     def _write_metrics(self):
         with atomic_open(os.path.join(self.out, "metrics.jsonl")) as f:
@@ -350,7 +458,98 @@ class Run:
                                               for k in header) for row in self.history]
         with atomic_open(os.path.join(self.out, "metrics.csv")) as f:
             f.write(("\n".join(rows) + "\n").encode())
-        plot_curves(self.history, os.path.join(self.out, "curves.png"))
+        if not plot_curves(self.history, os.path.join(self.out, "curves.png")) and len(self.history) == 1:
+            print("curves.png is not drawn: matplotlib is not installed (`pip install matplotlib`)",
+                  file=sys.stderr, flush=True)
+
+
+def fit(model, optimizer, train_loader, val_loader=None, **options):
+    """Train ``model`` and return the history: ``Trainer(model, optimizer, train_loader,
+    val_loader=val_loader, **options).fit()`` (see `Trainer` for the options)."""
+    return Trainer(model, optimizer, train_loader, val_loader=val_loader, **options).fit()
+
+
+def _correct(out, y):
+    """How many rows of the class scores ``out`` (or its first item) pick ``y``; None where they are
+    not (N, classes) scores for N integer targets."""
+    logits = out[0] if isinstance(out, tuple) else out  # the rest are auxiliary heads
+    if not (isinstance(logits, mdl.Tensor) and isinstance(y, mdl.Tensor) and logits.ndim == 2
+            and y.ndim == 1 and len(y) == len(logits) and y.dtype.kind in "iu"):
+        return None
+    return int((backend.as_numpy(logits.data.argmax(axis=1)) == y.numpy()).sum())
+
+
+def _epoch_line(row, eval_name):
+    parts = [f"epoch {row['epoch']:3d}", f"train loss {row['train_loss']:.4f}"
+             + (f" acc {row['train_acc']:.4f}" if "train_acc" in row else "")]
+    if f"{eval_name}_loss" in row:
+        acc = row.get(f"{eval_name}_acc")
+        parts.append(f"{eval_name} loss {row[f'{eval_name}_loss']:.4f}" + (f" acc {acc:.4f}" if acc is not None else ""))
+    parts.append(f"{row['time_s']:.1f}s  {row['images_per_s']:.0f} img/s")
+    return "  ".join(parts)
+
+
+class _Progress:
+    """Progress through an epoch on stderr: a tqdm bar on a terminal; elsewhere (a log file, a pipe)
+    a line every ``interval`` seconds, since a redraw per batch fills a file with carriage returns.
+    The bar starts after the first step, which may compile kernels or warm caches and would
+    otherwise make its first estimates of the time left absurd."""
+
+    def __init__(self, enabled, total, initial, desc, interval):
+        self.enabled, self.total, self.n, self.desc, self.interval = enabled, total, initial, desc, interval
+        self.terminal = enabled and sys.stderr.isatty()
+        self.bar, self.last_line = None, time.perf_counter()
+
+    def update(self, stats):
+        self.n += 1
+        if not self.enabled:
+            return
+        if self.terminal:
+            if self.bar is None:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=self.total, initial=self.n, desc=self.desc, leave=False, unit="batch")
+            else:
+                self.bar.update(1)
+            self.bar.set_postfix_str(stats, refresh=False)
+        elif time.perf_counter() - self.last_line >= self.interval and self.n < self.total:
+            self.last_line = time.perf_counter()
+            print(f"{self.desc}  step {self.n}/{self.total}  {stats}", file=sys.stderr, flush=True)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+class CommandRun(Trainer):
+    """The trainer of ``minidl train``: a model from ``minidl_models``, a built-in dataset and the
+    run config (see `CONFIG`) that sets up everything else. ``model`` is built by the caller right
+    after ``mdl.manual_seed(config["seed"])``, so that its initial weights, and every random draw of
+    the run after them, repeat. Its model.npz also records the test images' preprocessing and the
+    class names, which `minidl_models.load` and ``minidl predict`` use."""
+
+    eval_name = "test"
+    lr_hint = "a smaller --lr"
+
+    def __init__(self, config, out, model, progress=True):
+        self.train_set, self.test_set = load_datasets(config["dataset"], config.get("data_root"),
+                                                      config.get("subset"), model.input_shape[1:],
+                                                      config.get("augment", 0))
+        optimizer = make_optimizer(config["optimizer"], model.parameters(), config["lr"], config["momentum"],
+                                   config["weight_decay"])
+        scheduler = (mdl.optim.lr_scheduler.StepLR(optimizer, config["lr_step"], config["lr_gamma"])
+                     if config.get("lr_step") else None)
+        super().__init__(model, optimizer, DataLoader(self.train_set, config["batch_size"], shuffle=True,
+                                                      seed=config["seed"]),
+                         val_loader=DataLoader(self.test_set, 1000), scheduler=scheduler, epochs=config["epochs"],
+                         out=out, device=config["device"], config=config, progress=progress)
+
+    def resume_hint(self, path):
+        return f"minidl train {self.config['model']} --resume {path}"
+
+    def final_state(self):
+        return {**super().final_state(), "preprocess": self.test_set.transform.spec(),
+                "classes": list(self.test_set.classes), "image_shape": list(self.test_set.data.shape[1:])}
 
 
 class _StopRequests:
@@ -381,27 +580,26 @@ class _StopRequests:
 
 
 def plot_curves(history, path):
-    """Loss and accuracy per epoch, when matplotlib is installed; returns whether it drew."""
+    """Loss and accuracy per epoch, when matplotlib is installed; returns whether it drew. Drawn on
+    a Figure of its own, without pyplot, so that the host program's matplotlib backend and open
+    figures stay as they are."""
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
     except ImportError:
         return False
     epochs = [row["epoch"] for row in history]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    left.plot(epochs, [r["train_loss"] for r in history], "o-", label="train")
-    left.plot(epochs, [r["test_loss"] for r in history], "o-", label="test")
-    left.set(xlabel="epoch", ylabel="cross-entropy loss", title="loss")
-    right.plot(epochs, [r["train_acc"] for r in history], "o-", label="train")
-    right.plot(epochs, [r["test_acc"] for r in history], "o-", label="test")
-    right.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
-    for ax in (left, right):
+    fig = Figure(figsize=(10, 4))
+    left, right = fig.subplots(1, 2)
+    for ax, metric, label in ((left, "loss", "loss"), (right, "acc", "accuracy")):
+        for part in ("train", "val", "test"):
+            values = [row.get(f"{part}_{metric}") for row in history]
+            if all(v is not None for v in values):
+                ax.plot(epochs, values, "o-", label=part)
+        ax.set(xlabel="epoch", ylabel=label, title=label)
         ax.grid(alpha=0.3)
-        ax.legend()
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
     fig.tight_layout()
     with atomic_open(path) as f:
         fig.savefig(f, format="png", dpi=100)
-    plt.close(fig)
     return True

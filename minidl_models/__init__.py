@@ -13,6 +13,7 @@ from minidl_models import resnet_variants as _resnet_variants, vgg as _vgg
 from minidl_models.alexnet import alexnet, alexnet_small, zfnet
 from minidl_models.googlenet import googlenet, googlenet_loss, googlenet_small
 from minidl_models.lenet import LeNet5, lenet5
+from minidl_models.loading import load, predict
 from minidl_models.resnet import resnet18, resnet34, resnet50, resnet101, resnet152
 from minidl_models.summary import ModelSummary, summary
 from minidl_models.vgg import vgg, vgg11, vgg13, vgg16, vgg19, vgg_small
@@ -36,6 +37,8 @@ def get_model(name, **kwargs):
     return model_constructor(name)(**kwargs)
 
 
-__all__ = ["LeNet5", "MODELS", "ModelSummary", "alexnet", "alexnet_small", "get_model", "googlenet",
-           "googlenet_loss", "googlenet_small", "lenet5", "model_constructor", "resnet18", "resnet34", "resnet50",
-           "resnet101", "resnet152", "summary", "vgg", "vgg11", "vgg13", "vgg16", "vgg19", "vgg_small", "zfnet"]
+
+__all__ = ["LeNet5", "MODELS", "ModelSummary", "alexnet", "alexnet_small", "get_model",
+           "googlenet", "googlenet_loss", "googlenet_small", "lenet5", "load", "model_constructor", "predict",
+           "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "summary", "vgg", "vgg11", "vgg13", "vgg16",
+           "vgg19", "vgg_small", "zfnet"]

@@ -153,3 +153,14 @@ def test_without_anomaly_mode_nan_passes_silently():
     with np.errstate(invalid="ignore"):
         y = mdl.tensor([-1.0]).log()
     assert np.isnan(y.data).all()
+
+
+def test_the_gpu_install_hint_fits_how_minidl_was_installed(monkeypatch):
+    import os
+
+    from minidl import backend
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(backend.__file__)))
+    assert backend._gpu_extra_hint() == f', or `pip install -e "{root}[gpu]"` (the extra, from this source checkout)'
+    monkeypatch.setattr(os.path, "exists", lambda path: False)  # as installed from an index: no setup.py
+    assert backend._gpu_extra_hint() == ', or `pip install "minidl[gpu]"`'

@@ -90,6 +90,29 @@ def implementation(*arrays):
     return numpy_impl
 
 
+def numba_kernels_on_disk():
+    """Whether Numba's on-disk cache holds compiled minidl kernels: False on a fresh install (or
+    after an update), where the first calls compile them, seconds each, once per machine; None
+    when the kernels in use are not Numba's or its cache cannot be inspected. A program can say
+    so before its first step instead of seeming to hang."""
+    if config.kernels != "numba":
+        return None
+    import sys
+
+    numba = _import_numba()
+    from minidl.kernels import numba_impl  # noqa: F401 - loads every kernel module
+
+    prefix = numba_impl.__name__ + "."
+    dispatchers = [v for name, module in list(sys.modules.items()) if name.startswith(prefix)
+                   for v in vars(module).values() if isinstance(v, numba.core.registry.CPUDispatcher)]
+    try:
+        # Numba writes a function's index file when it caches a compilation of it; a kernel that
+        # this machine never needed (a dtype never used) has none, so any one of them will do.
+        return any(os.path.exists(d._cache._cache_file._index_path) for d in dispatchers)
+    except AttributeError:  # another Numba's private layout
+        return None
+
+
 def conv_output_size(size, kernel, stride, padding, dilation=1, ceil_mode=False):
     """Output length along one axis, with PyTorch's rule for ``ceil_mode``: a
     window that would start inside the right padding only is dropped."""
