@@ -15,6 +15,7 @@ from minidl.threads import configure_process
 from minidl.gradcheck import GradcheckError, NondifferentiableError, gradcheck, gradgradcheck
 from minidl.ops import (abs, broadcast_to, cat, clip, concat, exp, flatten, log, log_softmax, matmul, maximum,
                         relu, reshape, sigmoid, softmax, sqrt, stack, tanh, transpose)
+from minidl.ops.special import erf
 from minidl.tensor import (AnomalyError, Function, Tensor, detect_anomaly, enable_grad, grad, is_grad_enabled,
                            no_grad, registered_ops, set_grad_enabled)
 from minidl.serialization import SerializationError, load, save

@@ -585,6 +585,10 @@ class Tensor:
     def __rpow__(self, other):
         return ops.pow(other, self)
 
+    def pow(self, exponent):
+        """``self ** exponent`` (PyTorch's spelling)."""
+        return ops.pow(self, exponent)
+
     def __matmul__(self, other):
         return ops.matmul(self, other)
 

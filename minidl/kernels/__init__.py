@@ -16,7 +16,7 @@ A new implementation is a module with these functions; the same tests run on eac
 Conventions shared by every implementation:
 - images are NCHW; ``kernel``, ``stride``, ``padding`` and ``dilation`` are
   ``(h, w)`` pairs of ints;
-- the elementwise kernels (tanh and the activations' gradients) take arrays of one shape:
+- the elementwise kernels (tanh, erf and the activations' gradients) take arrays of one shape:
   nothing broadcasts;
 - outputs keep the input's dtype (float32 stays float32);
 - inputs are never modified, except by `adam_update`, an update in place.
@@ -264,6 +264,15 @@ def tanh_forward(x):
     CPU and the GPU), within 6.2 ulp of tanh (`numba_impl.activation`); in float64 Numba calls
     NumPy's tanh (the reference's bits) and CUDA its own, within 1 ulp."""
     return implementation(x).tanh_forward(x)
+
+
+def erf_forward(x):
+    """``y = erf x``, elementwise, for the exact GELU; its gradient is composed of other ops
+    (`minidl.ops.special.Erf`). The reference and the Numba kernels compute Python's ``math.erf``
+    (the C library's erf) in float64 and round it to x's dtype, the same bits; CUDA computes its
+    ``erff`` or ``erf``, within 2 ulp (CUDA's documented bounds). Every implementation keeps the
+    sign of zero and takes +-inf to +-1 and NaN to NaN."""
+    return implementation(x).erf_forward(x)
 
 
 def tanh_backward(gy, y):

@@ -1,6 +1,7 @@
 """Activation layers: thin wrappers around the functions in ``F``."""
 from minidl.nn import functional as F
 from minidl.nn.module import Module
+from minidl.ops import activation
 
 
 class ReLU(Module):
@@ -46,6 +47,21 @@ class SiLU(Module):
 
     def extra_repr(self):
         return "inplace=True" if self.inplace else ""
+
+
+class GELU(Module):
+    """x * Phi(x), Phi the standard normal distribution function; ``approximate='tanh'`` uses
+    PyTorch's tanh approximation of it (see `minidl.ops.activation.gelu`)."""
+
+    def __init__(self, approximate="none"):
+        super().__init__()
+        self.approximate = activation.check_gelu_approximate("GELU", approximate)
+
+    def forward(self, x):
+        return activation._gelu(x, self.approximate)
+
+    def extra_repr(self):
+        return f"approximate={self.approximate!r}"
 
 
 class Tanh(Module):

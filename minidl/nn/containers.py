@@ -1,6 +1,8 @@
-"""Containers: Sequential (a chain of layers) and ModuleList (a registered list)."""
+"""Containers: Sequential (a chain of layers), ModuleList (a registered list) and ModuleDict (a
+registered dict)."""
 import operator
 from collections import OrderedDict
+from collections.abc import Iterable, Mapping
 
 from minidl.nn.module import Module
 
@@ -96,3 +98,78 @@ class ModuleList(Module):
         for module in modules:
             self.append(module)
         return self
+
+
+class ModuleDict(Module):
+    """A dict of modules whose parameters the parent registers, as PyTorch's: its keys are the
+    children's names, so ``state_dict`` has ``key.weight``. It keeps the order of insertion
+    (assigning to an existing key keeps its place) and has no ``forward``.
+
+    Keys follow `Module.add_module`'s rules: a non-empty string without '.', and not the name of an
+    attribute of ModuleDict (``'keys'``, ``'training'``), which raises KeyError.
+    """
+
+    def __init__(self, modules=None):
+        super().__init__()
+        if modules is not None:
+            self.update(modules)
+
+    def __getitem__(self, key):
+        if key not in self._modules:
+            raise KeyError(f"ModuleDict: no module {key!r}; the keys are {list(self._modules)}")
+        return self._modules[key]
+
+    def __setitem__(self, key, module):
+        self.add_module(key, module)
+
+    def __delitem__(self, key):
+        if key not in self._modules:
+            raise KeyError(f"ModuleDict: no module {key!r}; the keys are {list(self._modules)}")
+        del self._modules[key]
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules)
+
+    def __contains__(self, key):
+        return key in self._modules
+
+    def keys(self):
+        return self._modules.keys()
+
+    def values(self):
+        return self._modules.values()
+
+    def items(self):
+        return self._modules.items()
+
+    def clear(self):
+        self._modules.clear()
+
+    def pop(self, key):
+        """Remove the module under ``key`` and return it."""
+        module = self[key]
+        del self[key]
+        return module
+
+    def update(self, modules):
+        """Add or replace the modules of ``modules``: a mapping (dict, OrderedDict, ModuleDict), in
+        its order, or an iterable of (key, module) pairs."""
+        if isinstance(modules, (Mapping, ModuleDict)):
+            for key, module in modules.items():
+                self[key] = module
+            return
+        if not isinstance(modules, Iterable):
+            raise TypeError("ModuleDict.update: expected a mapping or an iterable of (key, module) pairs; "
+                            f"got {type(modules).__name__}")
+        for i, pair in enumerate(modules):
+            if not isinstance(pair, Iterable) or isinstance(pair, (str, Module)):
+                raise TypeError(f"ModuleDict.update: element {i} must be a (key, module) pair; "
+                                f"got {type(pair).__name__}")
+            pair = tuple(pair)
+            if len(pair) != 2:
+                raise ValueError(f"ModuleDict.update: element {i} must be a (key, module) pair; "
+                                 f"got {len(pair)} items")
+            self[pair[0]] = pair[1]

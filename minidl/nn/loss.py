@@ -11,11 +11,17 @@ class _Loss(Module):
 
 
 class CrossEntropyLoss(_Loss):
-    """Softmax cross-entropy of logits (N, C) against integer class targets (N,)."""
+    """Softmax cross-entropy of logits (N, C) against integer class targets (N,). With
+    ``label_smoothing`` eps the target is (1 - eps) of the true class and eps spread evenly over all
+    C classes (see `minidl.ops.loss.cross_entropy`)."""
+
+    def __init__(self, reduction="mean", label_smoothing=0.0):
+        super().__init__(reduction)
+        self.label_smoothing = loss.check_label_smoothing("CrossEntropyLoss", label_smoothing)
 
     def forward(self, logits, target):
         t = loss.check_cross_entropy_input(_checks.layer_name(self), logits, target, self.reduction)
-        return loss._cross_entropy(logits, t, self.reduction)
+        return loss._cross_entropy(logits, t, self.reduction, self.label_smoothing)
 
 
 class MSELoss(_Loss):

@@ -1,4 +1,4 @@
-"""Normalisation layers: batch normalisation and local response normalisation."""
+"""Normalisation layers: batch normalisation, layer normalisation and local response normalisation."""
 import numpy as np
 
 from minidl import _checks
@@ -105,3 +105,42 @@ class LocalResponseNorm(Module):
 
     def extra_repr(self):
         return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
+
+
+class LayerNorm(Module):
+    """Layer normalisation over the last dimensions of the input, which must be ``normalized_shape``
+    (Ba, Kiros & Hinton 2016): each sample's values there are normalised by their own mean and
+    (biased) variance, then scaled by ``weight`` and shifted by ``bias``, both of shape
+    ``normalized_shape``, initialised to 1 and 0 (with ``elementwise_affine=False`` neither exists;
+    with ``bias=False``, no bias). The same in training and evaluation: there are no running
+    statistics.
+    """
+
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True):
+        super().__init__()
+        self.normalized_shape = normalization.check_normalized_shape("LayerNorm", normalized_shape)
+        self.eps = eps
+        self.elementwise_affine = _checks.check_bool("LayerNorm", "elementwise_affine", elementwise_affine)
+        bias = _checks.check_bool("LayerNorm", "bias", bias)
+        if self.elementwise_affine:
+            self.weight = Parameter(np.ones(self.normalized_shape, dtype=np.float32))
+        else:
+            self.register_parameter("weight", None)
+        if self.elementwise_affine and bias:
+            self.bias = Parameter(np.zeros(self.normalized_shape, dtype=np.float32))
+        else:
+            self.register_parameter("bias", None)
+
+    def reset_parameters(self):
+        if self.weight is not None:
+            init.ones_(self.weight)
+        if self.bias is not None:
+            init.zeros_(self.bias)
+
+    def forward(self, x):
+        normalization.check_layer_norm_input(_checks.layer_name(self), x, self.normalized_shape)
+        return normalization._layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self):
+        return (f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}, "
+                f"bias={self.bias is not None}")

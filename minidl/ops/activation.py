@@ -1,6 +1,10 @@
-"""Activations: relu, tanh, sigmoid, softmax, log_softmax, and the gradients of the first three."""
-from minidl import backend, kernels
+"""Activations: relu, tanh, sigmoid, softmax, log_softmax, and the gradients of the first three;
+leaky_relu, silu and gelu composed of ops."""
+import math
+
+from minidl import _checks, backend, kernels
 from minidl.ops._util import FLOAT, FLOAT_ONLY, NUMBER, normalize_axis, operands, pick_axis
+from minidl.ops.special import erf
 from minidl.tensor import Function
 
 
@@ -175,6 +179,36 @@ def silu(x):
     s = sigmoid(x): the gradients of Mul and Sigmoid."""
     x, = operands("silu", FLOAT, x)
     return x * sigmoid(x)
+
+
+GELU_APPROXIMATIONS = ("none", "tanh")
+
+
+def check_gelu_approximate(where, approximate):
+    """``approximate`` if it is 'none' or 'tanh'; a GELU layer runs this once, when it is made."""
+    if not (isinstance(approximate, str) and approximate in GELU_APPROXIMATIONS):
+        _checks.fail(where, "approximate", approximate, "'none' or 'tanh'")
+    return approximate
+
+
+def _gelu(x, approximate):
+    """GELU on a checked ``approximate``: gelu and nn.GELU both end here."""
+    x, = operands("gelu", FLOAT_ONLY, x)
+    if approximate == "tanh":
+        inner = (x + x * x * x * 0.044715) * math.sqrt(2 / math.pi)
+        return x * 0.5 * (tanh(inner) + 1)
+    return x * 0.5 * (erf(x * math.sqrt(0.5)) + 1)
+
+
+def gelu(x, approximate="none"):
+    """The Gaussian error linear unit (Hendrycks & Gimpel 2016), x times the standard normal
+    distribution function: x * Phi(x) = x/2 * (1 + erf(x / sqrt 2)). With ``approximate='tanh'``,
+    x/2 * (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), as PyTorch computes either.
+
+    Composed of ops with their own gradients (Mul, Add, `minidl.ops.special.Erf` or Tanh), so the
+    gradient, Phi(x) + x phi(x) with phi the normal density, and its own derivative come from theirs.
+    """
+    return _gelu(x, check_gelu_approximate("gelu", approximate))
 
 
 def softmax(x, axis=-1, *, dim=None):

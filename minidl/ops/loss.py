@@ -56,16 +56,26 @@ def check_cross_entropy_input(where, logits, target, reduction="mean"):
     return t
 
 
-def _cross_entropy(logits, t, reduction):
-    """Cross-entropy on checked arguments (``t`` from check_cross_entropy_input): cross_entropy and
-    nn.CrossEntropyLoss both end here."""
+def check_label_smoothing(where, label_smoothing):
+    """``label_smoothing`` as a float, if it is a number in [0, 1]; a loss layer runs this once."""
+    _checks.require(_checks.is_real(label_smoothing) and 0 <= label_smoothing <= 1, where, "label_smoothing",
+                    label_smoothing, "a number in [0, 1]")
+    return float(label_smoothing)
+
+
+def _cross_entropy(logits, t, reduction, label_smoothing=0.0):
+    """Cross-entropy on checked arguments (``t`` from check_cross_entropy_input, ``label_smoothing``
+    from check_label_smoothing): cross_entropy and nn.CrossEntropyLoss both end here."""
     xp = backend.get_array_module(logits.data)
     t = backend.to_device(t, logits.device)
-    picked = log_softmax(logits, axis=1)[xp.arange(logits.shape[0]), t]
-    return _reduce(-picked, reduction)
+    logp = log_softmax(logits, axis=1)
+    picked = logp[xp.arange(logits.shape[0]), t]
+    if not label_smoothing:
+        return _reduce(-picked, reduction)
+    return _reduce(picked * (label_smoothing - 1) - logp.mean(axis=1) * label_smoothing, reduction)
 
 
-def cross_entropy(logits, target, reduction="mean"):
+def cross_entropy(logits, target, reduction="mean", label_smoothing=0.0):
     """Softmax cross-entropy, loss_n = -log softmax(logits_n)[target_n].
 
     Computed as -log_softmax(logits)[n, target_n]: log_softmax uses the
@@ -74,10 +84,18 @@ def cross_entropy(logits, target, reduction="mean"):
     softmax(logits) - onehot(target) per sample (divided by N for 'mean'),
     which the composed ops produce.
 
+    With ``label_smoothing`` eps in [0, 1] the target is the mixture (1 - eps) onehot(target) +
+    eps/C of the C classes, as in PyTorch: loss_n = (1 - eps) (-log p_n[target_n]) + eps/C
+    sum_c (-log p_n[c]), with p_n = softmax(logits_n). Since d(-log p_c)/d logit_k = p_k - delta_ck
+    and the mixture's weights sum to 1, the gradient is p_n minus the smoothed target,
+    softmax(logits_n) - (1 - eps) onehot(target_n) - eps/C; composed ops again produce it.
+
     ``logits`` is (N, C); ``target`` holds N integer class indices (Tensor or ndarray).
     """
     check_reduction("cross_entropy", reduction)
-    return _cross_entropy(logits, check_cross_entropy_input("cross_entropy", logits, target, reduction), reduction)
+    label_smoothing = check_label_smoothing("cross_entropy", label_smoothing)
+    return _cross_entropy(logits, check_cross_entropy_input("cross_entropy", logits, target, reduction), reduction,
+                          label_smoothing)
 
 
 def check_mse_input(where, a, b, reduction="mean"):

@@ -1,4 +1,5 @@
-"""Normalisation layers: local response normalisation (AlexNet) and batch normalisation."""
+"""Normalisation layers: local response normalisation (AlexNet), batch normalisation and layer
+normalisation."""
 import numpy as np
 
 from minidl import _checks, backend, kernels
@@ -173,3 +174,60 @@ def _batch_norm(x, running_mean, running_var, weight, bias, training, momentum, 
     if bias is not None:
         y = y + bias.reshape(shape).astype(dtype)
     return y.astype(x.dtype)
+
+
+def check_normalized_shape(where, normalized_shape):
+    """``normalized_shape`` (an int or a sequence of ints, each >= 1, at least one) as a tuple of
+    Python ints; a LayerNorm layer runs this once, when it is made."""
+    shape = (normalized_shape,) if _checks.is_int(normalized_shape) else normalized_shape
+    if not (isinstance(shape, (tuple, list)) and shape and all(_checks.is_int(n) and n >= 1 for n in shape)):
+        _checks.fail(where, "normalized_shape", normalized_shape, "an int >= 1 or a non-empty tuple of ints >= 1")
+    return tuple(int(n) for n in shape)
+
+
+def check_layer_norm_input(where, x, normalized_shape):
+    """ValueError naming ``where`` unless x is a floating-point input whose last dimensions are
+    ``normalized_shape`` (a checked tuple)."""
+    k = len(normalized_shape)
+    if x.ndim < k or tuple(x.shape[x.ndim - k:]) != normalized_shape:
+        raise ValueError(f"{where}: expected an input of shape (*, {', '.join(map(str, normalized_shape))}) "
+                         f"for normalized_shape={normalized_shape}; got shape {tuple(x.shape)}")
+    op_dtype(where, FLOAT_ONLY, (x,))
+
+
+def _layer_norm(x, normalized_shape, weight, bias, eps):
+    """Layer norm on checked arguments: layer_norm and nn.LayerNorm both end here. In the compute
+    dtype, as batch norm's evaluation, and back to x's dtype; the casts are no-ops but for float16
+    or mixed dtypes."""
+    axes = tuple(range(x.ndim - len(normalized_shape), x.ndim))
+    dtype = compute_dtype(x.dtype)
+    h = x.astype(dtype)
+    centred = h - h.mean(axis=axes, keepdims=True)
+    var = (centred * centred).mean(axis=axes, keepdims=True)
+    y = centred / (var + eps).sqrt()
+    if weight is not None:
+        y = y * weight.astype(dtype)
+    if bias is not None:
+        y = y + bias.astype(dtype)
+    return y.astype(x.dtype)
+
+
+def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """Layer normalisation (Ba, Kiros & Hinton 2016) over the last ``len(normalized_shape)``
+    dimensions of x, which must equal ``normalized_shape``: y = (x - mean) / sqrt(var + eps) *
+    weight + bias, mean and the biased variance taken over those dimensions for each leading index,
+    as in PyTorch. ``weight`` and ``bias``, of shape ``normalized_shape``, may be None (1 and 0).
+
+    Composed of ops with their own gradients (Mean, Sub, Mul, Div, Sqrt), so the gradient, through
+    the mean and the variance too, and its own derivative come from theirs.
+    """
+    op = "layer_norm"
+    normalized_shape = check_normalized_shape(op, normalized_shape)
+    check_layer_norm_input(op, x, normalized_shape)
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None:
+            if tuple(t.shape) != normalized_shape:
+                raise ValueError(f"{op}: {name} of shape {tuple(t.shape)} does not match "
+                                 f"normalized_shape={normalized_shape}")
+            op_dtype(op, FLOAT_ONLY, (t,), name)
+    return _layer_norm(x, normalized_shape, weight, bias, eps)

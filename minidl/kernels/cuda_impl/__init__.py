@@ -26,7 +26,8 @@ wrapper reads a value back from the GPU, so nothing waits for the device. The wr
 written against ``xp``, so with NumPy arrays and a CPU launcher in place of
 ``_module.function`` the whole path runs without a GPU (``tests/cuda_host.py``).
 """
-from minidl.kernels.cuda_impl.activation import relu_backward, sigmoid_backward, tanh_backward, tanh_forward
+from minidl.kernels.cuda_impl.activation import (erf_forward, relu_backward, sigmoid_backward, tanh_backward,
+                                                tanh_forward)
 from minidl.kernels.cuda_impl.batchnorm import batch_norm_backward, batch_norm_forward
 from minidl.kernels.cuda_impl.im2col import col2im, im2col
 from minidl.kernels.cuda_impl.lrn import lrn_backward, lrn_forward

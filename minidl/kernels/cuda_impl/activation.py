@@ -1,8 +1,9 @@
-"""tanh and the gradients of tanh, sigmoid and ReLU as CUDA kernels (``activation.cu``), one
+"""tanh, erf and the gradients of tanh, sigmoid and ReLU as CUDA kernels (``activation.cu``), one
 thread per element. The gradients are bit-identical to the reference. tanh in float32 is the
 Numba kernels' rational approximation, bit for bit (within 6.14 ulp of tanh; see
 ``numba_impl.activation``), so that the CPU and the GPU compute the same network; in float64 it is
-CUDA's ``tanh``, within 1 ulp (CUDA's documented bound)."""
+CUDA's ``tanh``, within 1 ulp (CUDA's documented bound). erf is CUDA's ``erff`` and ``erf``, within
+2 ulp (CUDA's documented bounds)."""
 from minidl.backend import get_array_module
 from minidl.kernels.cuda_impl._module import launch
 
@@ -17,6 +18,10 @@ def _elementwise(name, *arrays):
 
 def tanh_forward(x):
     return _elementwise("tanh_forward", x)
+
+
+def erf_forward(x):
+    return _elementwise("erf_forward", x)
 
 
 def tanh_backward(gy, y):

@@ -24,7 +24,8 @@ their start (see ``minidl.threads``), and so can any program, with ``mdl.configu
 Several Python threads may call the kernels at once; where Numba's threading layer cannot
 take that (its 'workqueue' fallback), they take turns (see ``_parallel``).
 """
-from minidl.kernels.numba_impl.activation import relu_backward, sigmoid_backward, tanh_backward, tanh_forward
+from minidl.kernels.numba_impl.activation import (erf_forward, relu_backward, sigmoid_backward, tanh_backward,
+                                                 tanh_forward)
 from minidl.kernels.numba_impl.batchnorm import batch_norm_backward, batch_norm_forward
 from minidl.kernels.numba_impl.im2col import col2im, im2col
 from minidl.kernels.numba_impl.lrn import lrn_backward, lrn_forward
