@@ -369,6 +369,18 @@ class Tensor:
             raise ValueError(f"item() needs a tensor with one element; this one has shape {self.shape}")
         return self.data.item()
 
+    def __float__(self):
+        if self.data.size != 1:
+            raise ValueError(f"float(): only a tensor with one element converts to a Python number; this one has "
+                             f"shape {self.shape}")
+        return float(self.data.item())
+
+    def __int__(self):
+        if self.data.size != 1:
+            raise ValueError(f"int(): only a tensor with one element converts to a Python number; this one has "
+                             f"shape {self.shape}")
+        return int(self.data.item())
+
     def tolist(self):
         return backend.as_numpy(self.data).tolist()
 

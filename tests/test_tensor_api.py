@@ -64,3 +64,18 @@ def test_argmax_matches_pytorch_on_ties(torch, dim, keepdim):
         ours = getattr(mdl, name)(mdl.tensor(values), dim, keepdim=keepdim)
         theirs = getattr(torch, name)(torch.tensor(values), dim=dim, keepdim=keepdim)
         np.testing.assert_array_equal(ours.data, theirs.numpy())
+
+
+def test_float_and_int_of_a_one_element_tensor_and_pow():
+    t = mdl.tensor(np.array([[2.5]]))
+    assert float(t) == 2.5 and isinstance(float(t), float) and int(t) == 2
+    assert f"{float(mdl.tensor(np.float32(0.25))):.2f}" == "0.25"
+    with pytest.raises(ValueError, match=r"float\(\): only a tensor with one element .* shape \(2,\)"):
+        float(mdl.tensor(np.ones(2)))
+    with pytest.raises(ValueError, match=r"int\(\): only a tensor with one element"):
+        int(mdl.tensor(np.ones((1, 2))))
+    x = mdl.tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True)
+    y = x.pow(3)
+    np.testing.assert_array_equal(y.numpy(), [1.0, 8.0, 27.0])
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [3.0, 12.0, 27.0])
