@@ -2,12 +2,15 @@
 
 Shapes come from one forward pass on a single zero image in eval mode (no
 gradient recorded, no running statistics touched); a batch of one is the
-cheapest input that exercises every layer. MACs count the multiply-adds of
-convolutions and linear layers, the convention behind published figures such
-as ResNet-50's 4.1 GMACs: a convolution costs
-``out_h * out_w * out_channels * (in_channels / groups) * kh * kw``, a linear
-layer ``in_features * out_features``; pooling, normalisation and activations
-are left out.
+cheapest input that exercises every layer. The rows follow that pass: a
+module's row comes where the pass enters it, a module called several times
+(a block's shared ReLU) has a row for each call, and a module the pass did
+not run keeps a row without a shape after the module defined before it.
+MACs count the multiply-adds of convolutions and linear layers, the
+convention behind published figures such as ResNet-50's 4.1 GMACs: a
+convolution costs ``out_h * out_w * out_channels * (in_channels / groups) *
+kh * kw``, a linear layer ``in_features * out_features``, for every call;
+pooling, normalisation and activations are left out.
 """
 from dataclasses import dataclass
 
@@ -23,8 +26,21 @@ class LayerRow:
     type: str  # class name, e.g. "Conv2d"
     depth: int
     output_shape: tuple  # without the batch dimension; None if the layer did not run
-    params: int  # parameters owned directly by this module (not its children)
-    macs: int
+    params: int  # parameters owned directly by this module (not its children), on each of its rows
+    macs: int  # of this call
+    call: int = 1  # which call of the module this row shows, from 1
+
+
+def _readable(count):
+    """``count`` with its digits grouped, followed where it reaches a thousand by its size in the
+    unit that fits: '840', '416,520 (416.52 K)', '4,089,184,256 (4.09 G)'."""
+    if count < 1000:
+        return f"{count:,}"
+    for power, unit in enumerate("KMGT", start=1):
+        value = count / 1000 ** power
+        if round(value, 2) < 1000:  # what prints as 1000.00 K reads better as 1.00 M
+            break
+    return f"{count:,} ({value:.2f} {unit})"
 
 
 class ModelSummary:
@@ -43,15 +59,16 @@ class ModelSummary:
         for r in self.rows:
             label = ("  " * r.depth + f"{r.type}: {r.name}") if r.name else r.type
             shape = "[1, " + ", ".join(map(str, r.output_shape)) + "]" if r.output_shape is not None else "--"
-            params = f"{r.params:,}" if r.params else "--"
+            # as torchinfo does: a module's parameters are counted on its first call's row
+            params = ("(recursive)" if r.call > 1 else f"{r.params:,}") if r.params else "--"
             macs = f"{r.macs:,}" if r.macs else "--"
             lines.append(f"{label[:47]:<48}{shape:<22}{params:>12}{macs:>14}")
         lines += [rule,
                   f"Input shape: {tuple(self.input_shape)}",
-                  f"Total params: {self.total_params:,}",
-                  f"Trainable params: {self.trainable_params:,}",
-                  f"Non-trainable params: {self.total_params - self.trainable_params:,}",
-                  f"Total MACs: {self.macs:,} ({self.macs / 1e9:.3f} G)",
+                  f"Total params: {_readable(self.total_params)}",
+                  f"Trainable params: {_readable(self.trainable_params)}",
+                  f"Non-trainable params: {_readable(self.total_params - self.trainable_params)}",
+                  f"Total MACs: {_readable(self.macs)}",
                   rule]
         return "\n".join(lines)
 
@@ -77,13 +94,20 @@ def summary(model, input_shape=None):
     input_shape = input_shape or getattr(model, "input_shape", None)
     if input_shape is None:
         raise ValueError(f"summary: give the input shape for {type(model).__name__}, e.g. (3, 224, 224)")
-    shapes, handles = {}, []
     named = list(model.named_modules())
+    calls = []  # [name, module, output shape] per call, in the order the pass entered the modules
+    running = []  # indices into calls of the modules whose forward has begun and not returned
+    handles = []
     for name, module in named:
-        def record(mod, args, out, name=name):
+        def enter(mod, args, name=name):
+            running.append(len(calls))
+            calls.append([name, mod, None])
+
+        def leave(mod, args, out):
             first = out[0] if isinstance(out, tuple) else out
-            shapes.setdefault(name, tuple(first.shape[1:]))
-        handles.append(module.register_forward_hook(record))
+            calls[running.pop()][2] = tuple(first.shape[1:])
+
+        handles += [module.register_forward_pre_hook(enter), module.register_forward_hook(leave)]
     was_training = model.training
     model.eval()
     try:
@@ -94,10 +118,24 @@ def summary(model, input_shape=None):
         for h in handles:
             h.remove()
         model.train(was_training)
-    rows = []
-    for name, module in named:
+
+    def row(name, module, shape, call):
         own = sum(p.numel() for p in module.parameters(recurse=False))
-        shape = shapes.get(name)
-        rows.append(LayerRow(name, type(module).__name__, name.count(".") + (1 if name else 0), shape, own,
-                             _macs(module, shape)))
-    return ModelSummary(model, input_shape, rows)
+        return LayerRow(name, type(module).__name__, name.count(".") + (1 if name else 0), shape, own,
+                        _macs(module, shape), call)
+
+    keyed, last_call, times_called = [], {}, {}
+    for i, (name, module, shape) in enumerate(calls):
+        times_called[id(module)] = times_called.get(id(module), 0) + 1
+        last_call[id(module)] = i
+        keyed.append(((i, 0), row(name, module, shape, times_called[id(module)])))
+    # a module that did not run goes after the last row of the module defined before it
+    key = (-1, 0)
+    for name, module in named:
+        if id(module) in last_call:
+            key = (last_call[id(module)], 0)
+        else:
+            key = (key[0], key[1] + 1)
+            keyed.append((key, row(name, module, None, 1)))
+    keyed.sort(key=lambda key_row: key_row[0])
+    return ModelSummary(model, input_shape, [r for _, r in keyed])

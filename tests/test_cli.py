@@ -178,7 +178,7 @@ def test_aux_heads_are_trained_with_the_models_criterion(tmp_path, monkeypatch):
     monkeypatch.setitem(minidl_models.MODELS, "googlenet_small", lambda **kw: googlenet_small(aux_logits=True, **kw))
     assert cli.main(["train", "googlenet_small", "--dataset", "mnist", "--subset", "64", "--epochs", "1",
                      "--batch-size", "32", "--out", str(tmp_path), "--quiet"]) == 0
-    assert seen and set(seen) == {2}  # (logits, aux) in every training step
+    assert seen == [2, 2, 1]  # (logits, aux) in each training step, the logits alone in evaluation
 
 
 def test_kernels_option_chooses_the_cpu_kernels(tmp_path, capsys):
@@ -190,7 +190,48 @@ def test_kernels_option_chooses_the_cpu_kernels(tmp_path, capsys):
 def test_summary_prints_the_table(capsys):
     assert cli.main(["summary", "lenet5"]) == 0
     out = capsys.readouterr().out
-    assert "Total params: 61,706" in out and "Conv2d: features.0" in out
+    assert "Total params: 61,706 (61.71 K)" in out and "Conv2d: features.0" in out
+    assert "Total MACs: 416,520 (416.52 K)" in out
+
+
+@pytest.mark.parametrize("count, text", [
+    (0, "0"), (999, "999"), (1_000, "1,000 (1.00 K)"), (416_520, "416,520 (416.52 K)"),
+    (999_994, "999,994 (999.99 K)"), (999_995, "999,995 (1.00 M)"), (2_514_176, "2,514,176 (2.51 M)"),
+    (4_089_184_256, "4,089,184,256 (4.09 G)"), (15_470_264_320, "15,470,264,320 (15.47 G)"),
+    (2_000_000_000_000_000, "2,000,000,000,000,000 (2000.00 T)")])
+def test_summary_totals_are_exact_and_in_the_unit_that_fits(count, text):
+    from minidl_models.summary import _readable
+
+    assert _readable(count) == text
+
+
+class SharedLayers(mdl.nn.Module):
+    """Calls ``fc`` and ``act`` twice each; ``unused`` never runs."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = mdl.nn.Linear(4, 4)
+        self.act = mdl.nn.ReLU()
+        self.head = mdl.nn.Linear(4, 2)
+        self.unused = mdl.nn.Linear(4, 3)
+
+    def forward(self, x):
+        return self.head(self.act(self.fc(self.act(self.fc(x)))))
+
+
+def test_summary_has_a_row_for_every_call_of_a_shared_module():
+    from minidl_models import summary
+
+    s = summary(SharedLayers(), (4,))
+    assert [(r.name, r.call, r.output_shape, r.macs) for r in s.rows] == [
+        ("", 1, (2,), 0), ("fc", 1, (4,), 16), ("act", 1, (4,), 0), ("fc", 2, (4,), 16), ("act", 2, (4,), 0),
+        ("head", 1, (2,), 8), ("unused", 1, None, 0)]
+    assert s.macs == 40 and s.total_params == 20 + 10 + 15
+    table = str(s).splitlines()
+    rows = {(line.split()[1], line.split()[-2]) for line in table if line.startswith("  ")}
+    # the shared Linear's parameters are counted on its first row only, as torchinfo marks them
+    assert rows == {("fc", "20"), ("act", "--"), ("fc", "(recursive)"), ("head", "10"), ("unused", "15")}
+    assert "Total MACs: 40" in table and "Total params: 45" in table
 
 
 def test_the_first_line_names_the_device_or_the_cpu_kernels():

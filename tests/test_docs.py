@@ -8,13 +8,18 @@ line of the failing block in the .md file and the traceback (whose line numbers 
 ``pycon``, ``bash``, ``text`` and other blocks are not run. A ```text block that directly follows
 a python block (blank lines only between) is what that block must print, to the character but for
 trailing whitespace; output that varies from run to run (timings) goes after some prose instead.
+
+The built site loads nothing from another host (scripts, stylesheets, fonts, images), so that it
+reads the same offline, formulas included, and everything it loads from itself is there.
 """
 import json
 import os
 import re
 import subprocess
 import sys
+from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import pytest
 
@@ -219,9 +224,135 @@ def test_reference_documents_every_module():
     assert not missing, f"add a '::: module' entry to a page of docs/reference/ for each of {missing}"
 
 
-def test_docs_build_strictly(tmp_path):
+@pytest.fixture(scope="module")
+def built_site(tmp_path_factory):
+    """The site, built once for the tests that need it: the finished ``mkdocs build --strict``
+    and the folder it built into."""
     import mkdocs  # noqa: F401  (from the docs extra; missing, it must fail here, not skip)
 
-    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+    site = tmp_path_factory.mktemp("site")
+    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
+    return done, site
+
+
+def test_docs_build_strictly(built_site):
+    done, _ = built_site
     assert done.returncode == 0, f"mkdocs build --strict failed:\n{done.stdout}{done.stderr}"
+
+
+# Tags whose attributes name something the browser fetches as it shows the page (a plain <a href> is
+# only followed when clicked), and the <link rel> values whose href it fetches or connects to.
+_FETCHED_ATTRIBUTES = {"script": ("src",), "img": ("src", "srcset"), "source": ("src", "srcset"),
+                       "iframe": ("src",), "embed": ("src",), "object": ("data",), "video": ("src", "poster"),
+                       "audio": ("src",)}
+_FETCHING_RELS = {"stylesheet", "preload", "prefetch", "modulepreload", "icon", "apple-touch-icon", "mask-icon",
+                  "manifest", "preconnect", "dns-prefetch"}
+_CSS_URL = re.compile(r"""url\(\s*(['"]?)(.*?)\1\s*\)|@import\s+(['"])(.*?)\3""", re.I)
+_OTHER_HOST = re.compile(r"\s*([a-z][a-z0-9+.-]*:)?//", re.I)  # http://, https://, //, any scheme://
+
+
+def css_urls(css):
+    """The URLs a stylesheet (or a style attribute) fetches: its url()s and @imports."""
+    return [m[2] if m[2] is not None else m[4] for m in _CSS_URL.finditer(css)]
+
+
+class _PageLoads(HTMLParser):
+    """Collects what an HTML page makes the browser fetch as ``(what, URL)`` pairs, ``what`` naming
+    the tag and attribute (``<link href>``, ``<style>``). IE's conditional comments count as markup."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.loads, self._in_style = [], False
+
+    def handle_starttag(self, tag, attrs):
+        attrs = {name: value or "" for name, value in attrs}
+        names = _FETCHED_ATTRIBUTES.get(tag, ())
+        if tag == "link" and _FETCHING_RELS & set(attrs.get("rel", "").lower().split()):
+            names = ("href",)
+        for name in names:
+            value = attrs.get(name, "").strip()
+            urls = [part.split()[0] for part in value.split(",") if part.strip()] if name == "srcset" else [value]
+            self.loads += [(f"<{tag} {name}>", url) for url in urls if url]
+        self.loads += [(f"<{tag} style>", url) for url in css_urls(attrs.get("style", ""))]
+        self._in_style = self._in_style or tag == "style"
+
+    def handle_endtag(self, tag):
+        if tag == "style":
+            self._in_style = False
+
+    def handle_data(self, data):
+        if self._in_style:
+            self.loads += [("<style>", url) for url in css_urls(data)]
+
+    def handle_comment(self, data):
+        if data.lstrip().startswith("[if"):
+            self.loads += page_loads(data.split("]>", 1)[-1])
+
+
+def page_loads(html):
+    """What the page ``html`` makes the browser fetch, as ``(what, URL)`` pairs."""
+    parser = _PageLoads()
+    parser.feed(html)
+    parser.close()
+    return parser.loads
+
+
+def _missing_locally(url, base, site):
+    """Whether ``url``, loaded by a file in folder ``base`` of ``site`` from the site itself, is not
+    there; False for URLs that need no file (data:, about:)."""
+    parts = urlsplit(url)
+    if parts.scheme or not parts.path:
+        return False
+    target = site / unquote(parts.path).lstrip("/") if parts.path.startswith("/") else base / unquote(parts.path)
+    if target.is_dir():
+        target = target / "index.html"
+    return not target.is_file()
+
+
+def test_page_loads_finds_what_a_browser_would_fetch():
+    page = """<html><head>
+      <link rel="stylesheet" href="https://cdn.example.org/a.css"><link rel="shortcut icon" href="//cdn.example.org/i.ico">
+      <link rel="canonical" href="https://example.org/page/"><link rel="stylesheet" href="css/local.css">
+      <script src="http://cdn.example.org/a.js"></script><script>var u = "https://not.fetched/by.a.tag";</script>
+      <style>@import "https://fonts.example.org/f.css"; p { background: url( '//img.example.org/b.png' ) }</style>
+      <!--[if lt IE 9]><script src="https://cdn.example.org/shiv.js"></script><![endif]-->
+      </head><body><a href="https://example.org/">a link</a>
+      <img src="images/local.png" srcset="https://img.example.org/2x.png 2x, images/3x.png 3x">
+      <div style="background-image: url(&quot;https://img.example.org/c.png&quot;)"></div></body></html>"""
+    assert page_loads(page) == [
+        ("<link href>", "https://cdn.example.org/a.css"), ("<link href>", "//cdn.example.org/i.ico"),
+        ("<link href>", "css/local.css"), ("<script src>", "http://cdn.example.org/a.js"),
+        ("<style>", "https://fonts.example.org/f.css"), ("<style>", "//img.example.org/b.png"),
+        ("<script src>", "https://cdn.example.org/shiv.js"), ("<img src>", "images/local.png"),
+        ("<img srcset>", "https://img.example.org/2x.png"), ("<img srcset>", "images/3x.png"),
+        ("<div style>", "https://img.example.org/c.png")]
+    remote = [url for _, url in page_loads(page) if _OTHER_HOST.match(url)]
+    assert len(remote) == 8 and not any("local" in url or "3x" in url for url in remote)
+    assert css_urls("@font-face { src: url(fonts/a.woff2?v=1) format('woff2'), url(\"data:font/woff;base64,AA\") }"
+                    ) == ["fonts/a.woff2?v=1", "data:font/woff;base64,AA"]
+
+
+def test_built_site_loads_nothing_from_another_host(built_site):
+    done, site = built_site
+    assert done.returncode == 0, "the site did not build (see test_docs_build_strictly)"
+    remote, missing, mathjax = [], [], set()
+    for path in sorted(site.rglob("*")):
+        if path.suffix == ".html":
+            loads = page_loads(path.read_text(encoding="utf-8"))
+            mathjax |= {url for _, url in loads if url.endswith("tex-chtml.js")}
+        elif path.suffix == ".css":
+            loads = [("url()", url) for url in css_urls(path.read_text(encoding="utf-8"))]
+        else:
+            continue
+        where = path.relative_to(site).as_posix()
+        remote += [f"{where}: {what} {url}" for what, url in loads if _OTHER_HOST.match(url)]
+        missing += [f"{where}: {what} {url}" for what, url in loads
+                    if not _OTHER_HOST.match(url) and _missing_locally(url, path.parent, site)]
+    assert not remote, ("the built site loads these from another host, so offline they are missing; serve them "
+                        "from docs/assets/ instead:\n" + "\n".join(remote[:40]))
+    assert not missing, "the built site loads these from itself, but they are not in it:\n" + "\n".join(missing[:40])
+    # the pages load MathJax from the site, and its CHTML output finds its fonts next to it
+    assert mathjax, "no page loads MathJax (assets/mathjax/es5/tex-chtml.js)"
+    fonts = site / "assets" / "mathjax" / "es5" / "output" / "chtml" / "fonts" / "woff-v2"
+    assert (fonts / "MathJax_Main-Regular.woff").is_file() and (fonts / "MathJax_Math-Italic.woff").is_file()

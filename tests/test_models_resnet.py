@@ -259,18 +259,19 @@ def test_stride_placement_in_the_first_bottleneck_of_layers_2_to_4(stride_in_1x1
 
 
 def test_stride_placement_changes_only_the_first_1x1_output_shapes():
-    on_3x3 = {r.name: r.output_shape for r in resnet_summary(50, False).rows}
-    on_1x1 = {r.name: r.output_shape for r in resnet_summary(50, True).rows}
+    on_3x3 = {(r.name, r.call): r.output_shape for r in resnet_summary(50, False).rows}
+    on_1x1 = {(r.name, r.call): r.output_shape for r in resnet_summary(50, True).rows}
     assert on_3x3.keys() == on_1x1.keys()
-    # summary records a module's first output; a block's ReLU first runs after bn1
-    moved = {f"layer{i}.0.{m}" for i in (2, 3, 4) for m in ("conv1", "bn1", "relu")}
-    for name in on_3x3:
-        if name in moved:
-            (c, h, w), (c2, h2, w2) = on_3x3[name], on_1x1[name]
-            assert c == c2 and (h, w) == (2 * h2, 2 * w2), name  # an unstrided 1x1 keeps the input's map
+    # a block calls its ReLU three times: after bn1 (moved), after bn2 and after the sum
+    assert {call for name, call in on_3x3 if name == "layer2.0.relu"} == {1, 2, 3}
+    moved = {(f"layer{i}.0.{m}", 1) for i in (2, 3, 4) for m in ("conv1", "bn1", "relu")}
+    for key in on_3x3:
+        if key in moved:
+            (c, h, w), (c2, h2, w2) = on_3x3[key], on_1x1[key]
+            assert c == c2 and (h, w) == (2 * h2, 2 * w2), key  # an unstrided 1x1 keeps the input's map
         else:
-            assert on_3x3[name] == on_1x1[name], name
-    assert on_3x3["fc"] == on_1x1["fc"] == (1000,)
+            assert on_3x3[key] == on_1x1[key], key
+    assert on_3x3["fc", 1] == on_1x1["fc", 1] == (1000,)
 
 
 # --- training ---------------------------------------------------------------------------------------
