@@ -13,8 +13,11 @@ setup(
     extras_require={
         "gpu": ["cupy-cuda12x"],
         "plot": ["matplotlib"],
-        "dev": ["pytest>=7", "hypothesis>=6"],
-        "docs": ["mkdocs>=1.6,<2", "mkdocstrings[python]>=0.26", "pymdown-extensions>=10"],
+        "dev": ["pytest>=7", "hypothesis>=6", "safetensors", "onnx", "onnxruntime", "pillow"],
+        "safetensors": ["safetensors"],
+        "onnx": ["onnx", "onnxruntime"],
+        "images": ["pillow"],  # minidl predict on PNG/JPEG files
+        "docs": ["mkdocs>=1.6,<2", "mkdocstrings[python]>=0.26", "pymdown-extensions>=10", "pygments>=2.12"],
     },
     entry_points={"console_scripts": ["minidl = minidl.cli:run"]},
     license="MIT",

@@ -7,8 +7,8 @@ weights in place under no_grad after every step.
 
     python examples/pytorch_style_mnist.py [--epochs 3] [--subset N] [--data-root DIR]
 
-On a 2-core CPU an epoch of the full 54,000 training images takes about half a minute and ends near
-98% validation accuracy.
+With the defaults, on the full 54,000 training images, the three epochs reached 99.1%, 99.1% and
+99.3% validation accuracy in 8.6 minutes on a 2-core CPU (shared with other work at the time).
 """
 import argparse
 

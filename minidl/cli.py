@@ -1,9 +1,10 @@
-"""The ``minidl`` command: train, eval, summary and predict.
+"""The ``minidl`` command: train, eval, summary, predict and export.
 
     minidl train lenet5 --dataset mnist
     minidl eval runs/latest/model.npz
     minidl summary lenet5
     minidl predict runs/latest/model.npz digit.png
+    minidl export runs/latest/model.npz lenet5.onnx
 """
 import argparse
 import os
@@ -135,6 +136,12 @@ def _parser():
                    help="image files: PNG, JPEG, ... (with Pillow), or .npy arrays of the dataset's image shape")
     r.add_argument("--topk", type=_positive_int, default=5, help="how many classes to show per image (default 5)")
     r.add_argument("--device", type=_option("device", str), default="cpu")
+
+    x = sub.add_parser("export", help="write a trained model as ONNX (for inference runtimes) or safetensors "
+                                      "(PyTorch's parameter names)")
+    x.add_argument("checkpoint", help="a model.npz (or checkpoint) of minidl train")
+    x.add_argument("out", help="the file to write: NAME.onnx or NAME.safetensors (never an existing file)")
+    x.add_argument("--opset", type=_positive_int, default=17, help="the ONNX opset (default 17)")
     return p
 
 
@@ -292,6 +299,25 @@ def _predict(args):
     return 0
 
 
+def _export(args):
+    from minidl import interop
+    from minidl_models import load
+
+    kind = os.path.splitext(args.out)[1].lower()
+    if kind not in (".onnx", ".safetensors"):
+        raise ValueError(f"{args.out}: the file to write must end in .onnx or .safetensors")
+    if os.path.lexists(args.out):
+        raise ValueError(f"{args.out} exists already; export writes a new file, so choose another name")
+    model = load(args.checkpoint)
+    if kind == ".onnx":
+        interop.export_onnx(model, args.out, model.input_shape, opset=args.opset)
+        print(f"wrote {args.out}: {model.run_config['model']}, input (batch, {', '.join(map(str, model.input_shape))})")
+    else:
+        interop.save_safetensors(model.state_dict(), args.out, metadata={"model": model.run_config["model"]})
+        print(f"wrote {args.out}: {len(model.state_dict())} tensors of {model.run_config['model']}, with PyTorch's names")
+    return 0
+
+
 def run():
     """The ``minidl`` command's entry point: this process's thread settings, then `main`."""
     from minidl.threads import configure_process
@@ -308,11 +334,13 @@ def main(argv=None):
         return e.code
     from minidl.backend import DeviceError
     from minidl.data.sources import DatasetNotFoundError
+    from minidl.interop import OnnxExporterError
     from minidl.serialization import SerializationError
     from minidl.training import Interrupted, TrainingError
 
     try:
-        return {"train": _train, "eval": _eval, "summary": _summary, "predict": _predict}[args.command](args)
+        commands = {"train": _train, "eval": _eval, "summary": _summary, "predict": _predict, "export": _export}
+        return commands[args.command](args)
     except Interrupted as e:
         return 128 + e.signum
     except KeyboardInterrupt:
@@ -320,7 +348,7 @@ def main(argv=None):
     except TrainingError as e:
         print(f"minidl {args.command}: error: {e}", file=sys.stderr)
         return 1
-    except (DeviceError, DatasetNotFoundError, ImportError, SerializationError, ValueError) as e:
+    except (DeviceError, DatasetNotFoundError, ImportError, OnnxExporterError, SerializationError, ValueError) as e:
         print(f"minidl {args.command}: error: {e}", file=sys.stderr)
         return 2
     except OSError as e:  # a folder that cannot be written, a full disk

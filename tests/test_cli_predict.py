@@ -144,3 +144,30 @@ def test_train_help_lists_the_models_datasets_and_defaults(capsys):
     assert "cifar10, fashion-mnist, mnist (default mnist)" in text
     assert "sgd, adam, adamw, adagrad, rmsprop (default adam)" in text
     assert "(default 9;" in text and "default 64" in text and "default 0.002" in text
+
+
+def test_minidl_export_writes_onnx_and_safetensors_that_give_the_models_outputs(trained, tmp_path, capsys):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("safetensors")
+    from minidl.interop import load_safetensors
+
+    model = minidl_models.load(trained)
+    x = np.random.default_rng(0).normal(size=(3, 1, 32, 32)).astype(np.float32)
+    with mdl.no_grad():
+        expected = model(mdl.tensor(x)).numpy()
+    assert cli.main(["export", str(trained), str(tmp_path / "m.onnx")]) == 0
+    assert "wrote" in capsys.readouterr().out
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(None, {"input": x})[0], expected, rtol=1e-5, atol=1e-5)
+    assert cli.main(["export", str(trained), str(tmp_path / "m.safetensors")]) == 0
+    again = minidl_models.lenet5()
+    again.load_state_dict(load_safetensors(tmp_path / "m.safetensors"))
+    with mdl.no_grad():
+        np.testing.assert_array_equal(again.eval()(mdl.tensor(x)).numpy(), expected)
+
+
+@pytest.mark.parametrize("name, message", [("m.onnx", "exists already"), ("m.pt", "must end in .onnx or .safetensors")])
+def test_minidl_export_never_overwrites_and_names_the_formats(trained, tmp_path, capsys, name, message):
+    (tmp_path / "m.onnx").write_text("mine")
+    assert cli.main(["export", str(trained), str(tmp_path / name)]) == 2
+    assert message in capsys.readouterr().err and (tmp_path / "m.onnx").read_text() == "mine"
