@@ -78,7 +78,7 @@ def test_compiled_erf_against_math_erf(impl, dtype):  # noqa: F811 (impl is the 
 
 @pytest.mark.parametrize("shape", [(), (0,), (3, 5, 17), (4, 300)])
 def test_compiled_erf_on_any_shape_and_layout(impl, shape):  # noqa: F811
-    x = np.random.default_rng(1).standard_normal(shape) * 2
+    x = np.asarray(np.random.default_rng(1).standard_normal(shape) * 2)  # 0-d: an array, not a NumPy scalar
     for a in (x, x.T):  # the transpose is not contiguous
         y = impl.erf_forward(a)
         assert y.shape == a.shape
