@@ -81,7 +81,8 @@ def _train_options():
         "lr_step": ("--lr-step", int, f"multiply the lr by --lr-gamma every this many epochs (0: never; default "
                                       f"{DEFAULTS['lr_step']})"),
         "lr_gamma": ("--lr-gamma", float, f"default {DEFAULTS['lr_gamma']}"),
-        "augment": ("--augment", int, f"move training images randomly by up to this many pixels (0: off; default "
+        "augment": ("--augment", int, f"move training images randomly by up to this many pixels, and mirror CIFAR-10's "
+                                          "at random (0: off; default "
                                       f"{DEFAULTS['augment']})"),
         "device": ("--device", str, f"cpu, cuda or cuda:N (default {DEFAULTS['device']})"),
         "seed": ("--seed", int, f"default {DEFAULTS['seed']}"),

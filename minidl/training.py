@@ -127,9 +127,15 @@ def model_kwargs(dataset):
     return {"num_classes": len(cls.classes), "in_channels": len(mean)}
 
 
+# Datasets whose mirror images are of the same class (a mirrored digit is not): their training
+# images are also flipped at random, the standard augmentation for CIFAR-10 with the random shifts.
+FLIPPABLE = {"cifar10"}
+
+
 def load_datasets(name, root=None, subset=None, image_size=(32, 32), augment=0):
     """Train and test datasets brought to ``image_size`` (h, w) and normalised; with ``augment`` > 0
-    each training image is also moved by up to that many pixels.
+    each training image is also moved by up to that many pixels (a random crop of the image padded
+    by that much), and for CIFAR-10 mirrored left to right half of the time.
 
     Images up to 8 pixels smaller than ``image_size`` are padded (MNIST's 28 -> 32 for LeNet-5, as
     in its paper); others are resized, so any model can be fed any dataset."""
@@ -147,7 +153,10 @@ def load_datasets(name, root=None, subset=None, image_size=(32, 32), augment=0):
     else:
         head = [T.Resize((target_h, target_w))]
     tail = [T.ToFloat(), T.Normalize(mean, std)]
-    train.transform = T.Compose(head + ([T.RandomShift(augment)] if augment else []) + tail)
+    augmentation = []
+    if augment:
+        augmentation = [T.RandomShift(augment)] + ([T.RandomHorizontalFlip()] if name in FLIPPABLE else [])
+    train.transform = T.Compose(head + augmentation + tail)
     test.transform = T.Compose(head + tail)
     if subset:
         if subset > len(train):

@@ -256,3 +256,17 @@ def test_curves_are_drawn_or_the_run_says_why_not(tmp_path, monkeypatch, capsys)
     assert not (tmp_path / "not" / "curves.png").exists()
     err = capsys.readouterr().err
     assert err.count("curves.png is not drawn: matplotlib is not installed (`pip install matplotlib`)") == 1
+
+
+@pytest.mark.parametrize("name, flips", [("mnist", False), ("cifar10", True)])
+def test_minidl_trains_cifar10_with_flips_and_digits_without(monkeypatch, name, flips):
+    from minidl.data import transforms as T
+    from test_cli import TinyDigits
+
+    monkeypatch.setitem(training.DATASETS, name, (TinyDigits, (0.1,), (0.3,)))
+    train, test = training.load_datasets(name, augment=2)
+    kinds = [type(t) for t in train.transform.transforms]
+    assert (T.RandomHorizontalFlip in kinds) == flips and T.RandomShift in kinds
+    assert not any(getattr(t, "random", False) for t in test.transform.transforms)
+    train, _ = training.load_datasets(name, augment=0)
+    assert not train.transform.random
