@@ -3,6 +3,7 @@
     from minidl_models import get_model, summary
     model = get_model("resnet50")
     print(summary(model))            # at the paper's input size, model.input_shape
+    model = load("runs/latest/model.npz")   # a model minidl train saved, ready: predict(model, image)
 
 Every constructor takes ``num_classes`` and ``in_channels``; each family also has a
 small variant for 32x32 images (``lenet5``, ``alexnet_small``, ``vgg_small``,
