@@ -81,9 +81,8 @@ def _train_options():
         "lr_step": ("--lr-step", int, f"multiply the lr by --lr-gamma every this many epochs (0: never; default "
                                       f"{DEFAULTS['lr_step']})"),
         "lr_gamma": ("--lr-gamma", float, f"default {DEFAULTS['lr_gamma']}"),
-        "augment": ("--augment", int, f"move training images randomly by up to this many pixels, and mirror CIFAR-10's "
-                                          "at random (0: off; default "
-                                      f"{DEFAULTS['augment']})"),
+        "augment": ("--augment", int, "move training images randomly by up to this many pixels, and mirror "
+                                      f"CIFAR-10's at random (0: off; default {DEFAULTS['augment']})"),
         "device": ("--device", str, f"cpu, cuda or cuda:N (default {DEFAULTS['device']})"),
         "seed": ("--seed", int, f"default {DEFAULTS['seed']}"),
         "subset": ("--subset", int, "quick runs: train on the first N training images and test on the first N/5 "
@@ -159,9 +158,9 @@ def _resumed_config(args):
     state, config = read_run_file(args.resume)
     if config["model"] != args.model:
         raise ValueError(f"the checkpoint {args.resume} is of model {config['model']!r}, not {args.model!r}")
-    given = {name: getattr(args, name) for name in list(_train_options()) + ["data_root"]
-             if getattr(args, name) is not None}
-    differ = [f"{_train_options()[k][0]} {v} (the run's: {config[k]})" for k, v in given.items()
+    options = _train_options()
+    given = {name: getattr(args, name) for name in list(options) + ["data_root"] if getattr(args, name) is not None}
+    differ = [f"{options[k][0]} {v} (the run's: {config[k]})" for k, v in given.items()
               if k not in RESUME_CAN_CHANGE and v != config[k]]
     if differ:
         raise ValueError(f"--resume continues the run as it was set up, and these options would change it: "
@@ -225,11 +224,12 @@ def _train(args):
         from minidl_models import model_constructor
 
         model_constructor(args.model)  # an unknown name fails here, before any data is fetched
-        for name in _train_options():
+        options = _train_options()
+        for name in options:
             if getattr(args, name) is None:
                 setattr(args, name, DEFAULTS[name])
         config = {"model": args.model, "model_kwargs": model_kwargs(args.dataset),
-                  **{name: getattr(args, name) for name in _train_options()}, "data_root": args.data_root}
+                  **{name: getattr(args, name) for name in options}, "data_root": args.data_root}
         check_config(config, "minidl train")
         out = _new_run_dir(args)
     mdl.manual_seed(config["seed"])
