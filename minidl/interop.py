@@ -79,8 +79,8 @@ def save_safetensors(state_dict, path, metadata=None):
         if not backend.is_array(array):
             raise TypeError(f"{where}: {key!r} is a {type(value).__name__}; expected a Tensor or an array")
         check_dtype(f"{where}: {key!r}", array.dtype)
-        # safetensors stores little-endian, C-ordered bytes
-        arrays[key] = np.ascontiguousarray(backend.as_numpy(array), dtype=array.dtype.newbyteorder("<"))
+        # safetensors stores little-endian, C-ordered bytes (asarray keeps a 0-d array 0-d)
+        arrays[key] = np.asarray(backend.as_numpy(array), dtype=array.dtype.newbyteorder("<"), order="C")
     if metadata is not None:
         if not isinstance(metadata, dict):
             raise TypeError(f"{where}: metadata must be a dict of str to str or None; got {type(metadata).__name__}")
@@ -377,7 +377,7 @@ class _Exporter:
         """A Constant node holding ``value`` (an array or a list), named fresh."""
         array = np.asarray(backend.as_numpy(value) if backend.is_array(value) else value, dtype=dtype)
         name = self.fresh("const")
-        self.node("Constant", [], [name], value=self.onnx.numpy_helper.from_array(np.ascontiguousarray(array), name))
+        self.node("Constant", [], [name], value=self.onnx.numpy_helper.from_array(np.asarray(array, order="C"), name))
         return name
 
     def tensor(self, t):
@@ -421,7 +421,7 @@ class _Exporter:
         if total > _PROTOBUF_LIMIT:
             raise OnnxExporterError(f"export_onnx: the weights take {total / 2 ** 30:.2f} GiB, more than the 2 GiB "
                                     "one ONNX file (a protobuf message) can hold")
-        return [numpy_helper.from_array(np.ascontiguousarray(a), name) for name, a in arrays]
+        return [numpy_helper.from_array(np.asarray(a, order="C"), name) for name, a in arrays]
 
     # --- translation --------------------------------------------------------------------------
     def _translate(self, f):

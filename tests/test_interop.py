@@ -83,7 +83,7 @@ def test_safetensors_round_trip_keeps_names_dtypes_shapes_and_metadata(safetenso
     assert set(loaded) == set(state)
     for name, value in state.items():
         expected = value.numpy() if isinstance(value, mdl.Tensor) else value
-        assert loaded[name].dtype == expected.dtype.newbyteorder("="), name
+        assert loaded[name].dtype == expected.dtype.newbyteorder("=") and loaded[name].shape == expected.shape, name
         np.testing.assert_array_equal(loaded[name], expected, err_msg=name)
     with pytest.importorskip("safetensors").safe_open(str(path), "np") as f:
         assert f.metadata() == {"format": "pt", "model": "test"}
@@ -435,3 +435,15 @@ def test_graphs_onnx_cannot_express_are_refused_with_the_reason(ort, tmp_path):
     with pytest.raises(TypeError, match="export_onnx: model must be a minidl.nn.Module; got function"):
         export_onnx(lambda x: x, path, (3,))
     assert not path.exists()
+
+
+def test_a_batch_norm_model_round_trips_through_safetensors_into_minidl(tmp_path):
+    from minidl_models import get_model
+
+    mdl.manual_seed(0)
+    model = get_model("vgg_small", batch_norm=True)
+    save_safetensors(model.state_dict(), tmp_path / "m.safetensors")
+    again = get_model("vgg_small", batch_norm=True)
+    again.load_state_dict(load_safetensors(tmp_path / "m.safetensors"))  # strict: every shape as saved
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(again.state_dict()[name].numpy(), value.numpy(), err_msg=name)
