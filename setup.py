@@ -17,6 +17,7 @@ setup(
         "safetensors": ["safetensors"],
         "onnx": ["onnx", "onnxruntime"],
         "images": ["pillow"],  # minidl predict on PNG/JPEG files
+        "mpi": ["mpi4py>=3.1", "mpich"],  # data-parallel training: mpiexec -n N minidl train ...
         "docs": ["mkdocs>=1.6,<2", "mkdocstrings[python]>=0.26", "pymdown-extensions>=10", "pygments>=2.12"],
     },
     entry_points={"console_scripts": ["minidl = minidl.cli:run"]},

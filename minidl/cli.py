@@ -212,9 +212,13 @@ def _new_run_dir(args):
 
 def _train(args):
     import minidl as mdl
+    from minidl import distributed
     from minidl.training import CommandRun, check_config
     from minidl_models.loading import build_model
 
+    if distributed.launched_world_size() > 1:
+        distributed.init()
+    lead = distributed.rank() == 0  # rank 0 prints and writes for a data-parallel job
     if args.kernels:
         mdl.config.kernels = args.kernels
     if args.resume:
@@ -231,24 +235,42 @@ def _train(args):
         config = {"model": args.model, "model_kwargs": model_kwargs(args.dataset),
                   **{name: getattr(args, name) for name in options}, "data_root": args.data_root}
         check_config(config, "minidl train")
-        out = _new_run_dir(args)
+        out = distributed.all_gather_json(_new_run_dir(args))[0]  # rank 0's: its clock named it
     mdl.manual_seed(config["seed"])
     run = CommandRun(config, out, build_model(config, args.resume or "minidl train"), progress=not args.quiet)
-    os.makedirs(out, exist_ok=True)  # once the data and the model are there: a run that cannot start leaves nothing
-    if args.out is None and not args.resume:
-        _point_latest_at(out)
+    if lead:
+        os.makedirs(out, exist_ok=True)  # once the data and the model are there: a run that cannot start leaves nothing
+        if args.out is None and not args.resume:
+            _point_latest_at(out)
     if args.resume:
         run.restore(state, args.resume)
-        print(f"resumed from {args.resume} at epoch {run.epoch + 1}, step {run.step}")
-    print(f"training {config['model']} on {config['dataset']} ({len(run.train_set)} train, "
-          f"{len(run.test_set)} test images) for {config['epochs']} epoch{'s' if config['epochs'] != 1 else ''} {_kernels_used(config['device'])}; "
-          f"writing {out}")
+        if lead:
+            print(f"resumed from {args.resume} at epoch {run.epoch + 1}, step {run.step}")
+    ranks = _ranks_used(run)  # a collective call: every rank makes it
+    if lead:
+        print(f"training {config['model']} on {config['dataset']} ({len(run.train_set)} train, "
+              f"{len(run.test_set)} test images) for {config['epochs']} epoch{'s' if config['epochs'] != 1 else ''} "
+              f"{_kernels_used(config['device'])}{ranks}; writing {out}", flush=True)
     started = time.perf_counter()
     history = run.fit()
     last = history[-1]
-    print(f"done in {time.perf_counter() - started:.0f}s: test accuracy {last['test_acc']:.4f}; "
-          f"final model {os.path.join(out, 'model.npz')}")
+    if lead:
+        print(f"done in {time.perf_counter() - started:.0f}s: test accuracy {last['test_acc']:.4f}; "
+              f"final model {os.path.join(out, 'model.npz')}")
     return 0
+
+
+def _ranks_used(run):
+    """For the first line of a data-parallel run: the ranks, how the batch is split and the
+    gradients travel, and each rank's process id (which mpiexec names when a rank is killed)."""
+    from minidl import distributed
+
+    world = distributed.world_size()
+    if world == 1:
+        return ""
+    pids = distributed.all_gather_json(os.getpid())
+    return (f" on {world} MPI ranks (pids {', '.join(map(str, pids))}), {run.train_loader.batch_size} images "
+            f"each per batch, gradients averaged through {distributed.gradient_transport(run.device)}")
 
 
 def _eval(args):
@@ -320,10 +342,12 @@ def _export(args):
 
 
 def run():
-    """The ``minidl`` command's entry point: this process's thread settings, then `main`."""
+    """The ``minidl`` command's entry point: this process's thread settings (in an MPI rank, its
+    share of the cores, for which the process starts again), then `main`."""
     from minidl.threads import configure_process
 
-    configure_process()
+    if configure_process():  # an MPI rank's share of the cores, which OpenBLAS reads when it loads
+        os.execv(sys.executable, sys.orig_argv)  # this command again, as it was started
     sys.exit(main())
 
 
@@ -333,8 +357,24 @@ def main(argv=None):
         args = _parser().parse_args(argv)
     except SystemExit as e:  # argparse has printed the usage and the error (or the help)
         return e.code
+    try:
+        return _dispatch(args)
+    except BaseException as e:
+        if not _in_parallel_job():
+            raise
+        # A rank that ended by itself would leave the others waiting in their next collective call.
+        import traceback
+
+        from minidl import distributed
+
+        distributed.abort(f"minidl {args.command}: {''.join(traceback.format_exception(e)).rstrip()}")
+
+
+def _dispatch(args):
+    """Run the command of ``args``; its exit status, with the error printed for the ones expected."""
     from minidl.backend import DeviceError
     from minidl.data.sources import DatasetNotFoundError
+    from minidl.distributed import DistributedError
     from minidl.interop import OnnxExporterError
     from minidl.serialization import SerializationError
     from minidl.training import Interrupted, TrainingError
@@ -343,18 +383,42 @@ def main(argv=None):
         commands = {"train": _train, "eval": _eval, "summary": _summary, "predict": _predict, "export": _export}
         return commands[args.command](args)
     except Interrupted as e:
-        return 128 + e.signum
+        if e.checkpoint is None and _in_parallel_job():  # a second signal: this rank stopped where it was
+            _fail(args.command, "stopped by a second signal, without a checkpoint", 128 + e.signum)
+        return 128 + e.signum  # every rank of a job stops at the same step (they agree on signals)
     except KeyboardInterrupt:
+        if _in_parallel_job():
+            _fail(args.command, "interrupted", 128 + signal.SIGINT)
         return 128 + signal.SIGINT
-    except TrainingError as e:
-        print(f"minidl {args.command}: error: {e}", file=sys.stderr)
+    except TrainingError as e:  # every rank of a job stops alike: they check the whole batch's loss
+        from minidl import distributed
+
+        if distributed.rank() == 0:
+            print(f"minidl {args.command}: error: {e}", file=sys.stderr)
         return 1
-    except (DeviceError, DatasetNotFoundError, ImportError, OnnxExporterError, SerializationError, ValueError) as e:
-        print(f"minidl {args.command}: error: {e}", file=sys.stderr)
+    except (DeviceError, DatasetNotFoundError, DistributedError, ImportError, OnnxExporterError, SerializationError,
+            ValueError) as e:
+        _fail(args.command, f"error: {e}", 2)
         return 2
     except OSError as e:  # a folder that cannot be written, a full disk
-        print(f"minidl {args.command}: error: {e}", file=sys.stderr)
-        return 2 if isinstance(e, (PermissionError, FileExistsError, NotADirectoryError, IsADirectoryError)) else 1
+        code = 2 if isinstance(e, (PermissionError, FileExistsError, NotADirectoryError, IsADirectoryError)) else 1
+        _fail(args.command, f"error: {e}", code)
+        return code
+
+
+def _in_parallel_job():
+    from minidl import distributed
+
+    return distributed.world_size() > 1
+
+
+def _fail(command, message, code):
+    """Print ``minidl COMMAND: message``; in a data-parallel job, as this rank's, ending the job."""
+    if _in_parallel_job():
+        from minidl import distributed
+
+        distributed.abort(f"minidl {command}: {message}", code)
+    print(f"minidl {command}: {message}", file=sys.stderr)
 
 
 if __name__ == "__main__":

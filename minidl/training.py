@@ -33,7 +33,7 @@ from collections import deque
 import numpy as np
 
 import minidl as mdl
-from minidl import backend, kernels, random
+from minidl import backend, distributed, kernels, random
 from minidl._checks import check_int, is_int, is_real, require
 from minidl.data import DataLoader, datasets, transforms as T
 from minidl.serialization import atomic_open
@@ -212,6 +212,17 @@ class Trainer:
 
     ``progress``: a progress bar on a terminal; when the output is a file or a pipe, a line every
     ``log_interval`` seconds instead of a redraw per batch. Each epoch ends with a line on stdout.
+
+    **Data-parallel** under MPI (after `minidl.distributed.init` in a job of several ranks): the
+    ``train_loader`` must have a `minidl.distributed.DistributedSampler`, and every rank runs the
+    same Trainer. Each step then averages the gradients over the ranks, weighted by their numbers of
+    examples (`minidl.distributed.all_reduce_gradients`), and the loss, accuracy, divergence checks
+    and signals are the whole batch's, so that every rank makes the same decisions. A
+    ``val_loader`` with a sampler is evaluated in shares and summed. Only rank 0 prints and writes
+    files; the others' ``out`` only names them. At the start the ranks check that they agree on the
+    model, the optimizer, the data and ``config``, and take rank 0's weights. Dropout on each rank
+    draws from a generator seeded by (loader seed, epoch, step, rank), so the ranks draw independent
+    masks and a resumed run continues the same draws on any number of ranks.
     """
 
     eval_name = "val"  # the prefix of the evaluation's entries in the history
@@ -252,6 +263,16 @@ class Trainer:
         self.config = {} if config is None else config
         self.progress, self.log_interval = progress, float(log_interval)
         self.model.to(self.device)
+        self.world = distributed.world_size()
+        if self.world > 1:
+            sampler = train_loader.sampler
+            if sampler is None or sampler.num_replicas != self.world:
+                raise ValueError(f"{where}: a data-parallel run of {self.world} ranks needs a train_loader with a "
+                                 f"minidl.distributed.DistributedSampler of {self.world} replicas; got "
+                                 f"{'none' if sampler is None else sampler}, with which every rank would train on "
+                                 f"the same examples")
+        self.writes = self.out is not None and distributed.rank() == 0  # rank 0 writes for the job
+        self.progress = self.progress and distributed.rank() == 0
         # sums: the epoch so far (loss x examples, correct, examples, seconds)
         self.epoch, self.step, self.sums, self.history = 0, 0, [0.0, 0, 0, 0.0], []
         self.first_loss, self.recent_losses = None, deque(maxlen=DIVERGENCE_WINDOW)
@@ -267,10 +288,12 @@ class Trainer:
                 "losses": {"first": self.first_loss, "recent": list(self.recent_losses)}}
 
     def save_checkpoint(self, name):
-        """Write `state()` to ``out/checkpoints/name`` (atomically); its path."""
+        """Write `state()` to ``out/checkpoints/name`` (atomically; in a data-parallel run only rank 0
+        writes); its path."""
         path = os.path.join(self._require_out("save_checkpoint"), "checkpoints", name)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        mdl.save(self.state(), path)
+        if self.writes:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            mdl.save(self.state(), path)
         return path
 
     def final_state(self):
@@ -343,15 +366,32 @@ class Trainer:
         if self.progress and self.epoch < self.epochs and kernels.numba_kernels_on_disk() is False:
             print("compiling the Numba kernels, once per machine (later runs load them from Numba's cache); "
                   "the first steps take seconds", file=sys.stderr, flush=True)
+        if self.world > 1:
+            self._check_ranks_agree()
         with _StopRequests() as stop:
             while self.epoch < self.epochs:
                 self._train_epoch(stop)
-                if stop.signum is not None and self.epoch < self.epochs:
+                if self.epoch < self.epochs and self._stop_requested(stop):
                     path = os.path.join(self.out, "checkpoints", f"epoch-{self.epoch:03d}.npz") if self.out else None
                     self._interrupted(stop.signum, path)
-            if self.out is not None:
+            if self.writes:
                 mdl.save(self.final_state(), os.path.join(self.out, "model.npz"))
         return self.history
+
+    def _check_ranks_agree(self):
+        """Every rank of a data-parallel run trains the same model with the same settings on the same
+        data, from the same point: a rank started otherwise would make the average meaningless."""
+        opt = self.optimizer
+        config = json.loads(json.dumps(self.config, default=str))
+        distributed.check_same(type(self).__name__, {
+            **{f"the config's {k}": v for k, v in config.items()},
+            "the model's parameters": [[n, list(p.shape), str(p.dtype)] for n, p in self.model.named_parameters()],
+            "the optimizer": [type(opt).__name__] + [{k: v for k, v in g.items() if k != "params"}
+                                                     for g in opt.param_groups],
+            "the batch size per rank": self.train_loader.batch_size, "the batches per epoch": len(self.train_loader),
+            "the examples": len(self.train_loader.dataset), "the loader's seed": self.train_loader.seed,
+            "the epochs": self.epochs, "the position (epoch, step)": [self.epoch, self.step]})
+        distributed.broadcast_parameters(self.model)
 
     def resume_hint(self, path):
         """How to continue from the checkpoint at ``path``, for the message of an interrupted run."""
@@ -359,7 +399,8 @@ class Trainer:
 
     def _interrupted(self, signum, path):
         saved = f"saved {path}\nresume with: {self.resume_hint(path)}" if path else "no run directory: nothing saved"
-        print(f"\n{signal.Signals(signum).name}: {saved}", file=sys.stderr)
+        if distributed.rank() == 0:
+            print(f"\n{signal.Signals(signum).name}: {saved}", file=sys.stderr)
         raise Interrupted(signum, path)
 
     def _check_loss(self, value):
@@ -391,25 +432,19 @@ class Trainer:
         model.train()
         try:
             for x, y in self.train_loader.batches(self.epoch, start=self.step):
-                # The targets stay on the host: the loss checks their range there and then copies
-                # them, which on a GPU saves waiting for the device before each step's loss.
-                x = x.to(self.device)
-                out = model(x)
-                loss = self.loss_fn(out, y)
-                value = loss.item()
-                self._check_loss(value)
-                opt.zero_grad()
-                loss.backward()
+                if self.world > 1:
+                    value, correct, n = self._parallel_step(x, y, stop)
+                else:
+                    value, correct, n = self._one_step(x, y)
                 if self.max_grad_norm is not None:
                     mdl.nn.utils.clip_grad_norm_(model.parameters(), self.max_grad_norm)
                 opt.step()
                 if self.scheduler is not None and self.scheduler_interval == "step":
                     self._step_scheduler(value)
-                correct = _correct(out, y)
                 self._scores = correct is not None
-                self.sums[0] += value * len(y)
+                self.sums[0] += value * n
                 self.sums[1] += correct or 0
-                self.sums[2] += len(y)
+                self.sums[2] += n
                 self.step += 1
                 self.sums[3] = time.perf_counter() - start
                 progress.update(self._running_stats())
@@ -419,6 +454,9 @@ class Trainer:
                     self._interrupted(stop.signum, path)
         finally:
             progress.close()
+        if self.world > 1:
+            # Batch norm's running statistics are each rank's own: evaluate and save rank 0's everywhere.
+            distributed.broadcast_parameters(self.model)
         train_time = self.sums[3]
         row = {"epoch": self.epoch + 1, "train_loss": self.sums[0] / self.sums[2]}
         if self._scores:
@@ -433,10 +471,56 @@ class Trainer:
         if self.scheduler is not None and self.scheduler_interval == "epoch":
             self._step_scheduler(row.get(f"{self.eval_name}_loss", row["train_loss"]))
         self.epoch, self.step, self.sums = self.epoch + 1, 0, [0.0, 0, 0, 0.0]
-        if self.out is not None:
+        if self.writes:
             self.save_checkpoint(f"epoch-{self.epoch:03d}.npz")
             self._write_metrics()
-        print(_epoch_line(row, self.eval_name), flush=True)
+        if distributed.rank() == 0:
+            print(_epoch_line(row, self.eval_name), flush=True)
+
+    def _stop_requested(self, stop):
+        """The signal that stops the run at this epoch's end, if any: in a data-parallel run any
+        rank's, so that they all stop (each rank gets mpiexec's Ctrl-C at its own moment)."""
+        if self.world > 1:
+            _agree(stop, distributed.all_reduce(np.array(_asked(stop), np.float64)))
+        return stop.signum
+
+    def _one_step(self, x, y):
+        """Forward and backward on one batch: its mean loss, how many it got right (None where the
+        outputs are not class scores) and its size."""
+        # The targets stay on the host: the loss checks their range there and then copies them,
+        # which on a GPU saves waiting for the device before each step's loss.
+        out = self.model(x.to(self.device))
+        loss = self.loss_fn(out, y)
+        value = loss.item()
+        self._check_loss(value)
+        self.optimizer.zero_grad()
+        loss.backward()
+        return value, _correct(out, y), len(y)
+
+    def _parallel_step(self, x, y, stop):
+        """`_one_step` on this rank's share of the batch, with the loss, the count of right answers,
+        the size and a stop request summed over the ranks first (every rank decides alike), then
+        the gradients averaged, weighted by each rank's examples. A rank with no examples (the
+        last batch of an epoch can be smaller than the number of ranks) only takes part."""
+        n = len(y)
+        random.manual_seed(_stream_seed(self.train_loader.seed, self.epoch, self.step, distributed.rank()))
+        self.optimizer.zero_grad()
+        value, correct, loss = 0.0, 0, None
+        if n:
+            out = self.model(x.to(self.device))
+            loss = self.loss_fn(out, y)
+            value, correct = loss.item(), _correct(out, y)
+        # Sums over the ranks: loss x examples, right answers, examples, ranks whose outputs are not
+        # class scores, ranks asked to stop by SIGINT and by SIGTERM.
+        total = distributed.all_reduce(np.array([value * n, correct or 0, n, n and correct is None, *_asked(stop)],
+                                                np.float64))
+        _agree(stop, total[4:])
+        mean = total[0] / total[2]
+        self._check_loss(mean)
+        if loss is not None:
+            loss.backward()
+        distributed.all_reduce_gradients(self.model, weight=n)
+        return mean, (None if total[3] else int(total[1])), int(total[2])
 
     def _running_stats(self):
         n = self.sums[2]
@@ -450,11 +534,16 @@ class Trainer:
         total, correct, n = 0.0, 0, 0
         with mdl.no_grad():
             for x, y in loader:
+                if not len(y):  # a rank's empty share of a last batch
+                    continue
                 out = self.model(x.to(self.device))
                 total += self.loss_fn(out, y).item() * len(y)
                 c = _correct(out, y)
                 correct = None if c is None or correct is None else correct + c
                 n += len(y)
+        if self.world > 1 and getattr(loader, "sampler", None) is not None:
+            sums = distributed.all_reduce(np.array([total, correct or 0, n, correct is None and n > 0], np.float64))
+            total, correct, n = sums[0], (None if sums[3] else int(sums[1])), int(sums[2])
         if n == 0:
             raise ValueError(f"{type(self).__name__}.evaluate: the loader gave no batches")
         return total / n, None if correct is None else correct / n
@@ -476,6 +565,22 @@ def fit(model, optimizer, train_loader, val_loader=None, **options):
     """Train ``model`` and return the history: ``Trainer(model, optimizer, train_loader,
     val_loader=val_loader, **options).fit()`` (see `Trainer` for the options)."""
     return Trainer(model, optimizer, train_loader, val_loader=val_loader, **options).fit()
+
+
+def _asked(stop):
+    """Whether this rank was asked to stop by SIGINT, and by SIGTERM: summed over the ranks by `_agree`."""
+    return [stop.signum == signal.SIGINT, stop.signum == signal.SIGTERM]
+
+
+def _agree(stop, asked):
+    """Stop where any rank was asked to (SIGTERM first: a scheduler's)."""
+    if stop.signum is None and asked.any():
+        stop.signum = signal.SIGTERM if asked[1] else signal.SIGINT
+
+
+def _stream_seed(*key):
+    """A seed for minidl's generator that depends on ``key`` alone (63 bits of NumPy's SeedSequence)."""
+    return int(np.random.SeedSequence(list(key)).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
 def _correct(out, y):
@@ -535,23 +640,44 @@ class CommandRun(Trainer):
     run config (see `CONFIG`) that sets up everything else. ``model`` is built by the caller right
     after ``mdl.manual_seed(config["seed"])``, so that its initial weights, and every random draw of
     the run after them, repeat. Its model.npz also records the test images' preprocessing and the
-    class names, which `minidl_models.load` and ``minidl predict`` use."""
+    class names, which `minidl_models.load` and ``minidl predict`` use.
+
+    In a data-parallel job (`minidl.distributed` initialised, several ranks) the config's batch size
+    is the whole batch, split evenly over the ranks, and the test set is evaluated in shares. Rank 0
+    fetches and verifies the data while the others wait, then they read it from the cache; with
+    ``device='cuda'`` each rank takes the GPU of its local rank."""
 
     eval_name = "test"
     lr_hint = "a smaller --lr"
 
     def __init__(self, config, out, model, progress=True):
+        world, device = distributed.world_size(), config["device"]
+        if config["batch_size"] % world:
+            raise ValueError(f"--batch-size {config['batch_size']} is the whole batch, split evenly over the "
+                             f"{world} ranks; choose a multiple of {world}")
+        if world > 1 and device == "cuda":
+            device = f"cuda:{distributed.local_rank()}"
+        if distributed.rank() != 0:
+            distributed.barrier()  # rank 0 fetches and verifies the files first
         self.train_set, self.test_set = load_datasets(config["dataset"], config.get("data_root"),
                                                       config.get("subset"), model.input_shape[1:],
                                                       config.get("augment", 0))
+        if distributed.rank() == 0:
+            distributed.barrier()
         optimizer = make_optimizer(config["optimizer"], model.parameters(), config["lr"], config["momentum"],
                                    config["weight_decay"])
         scheduler = (mdl.optim.lr_scheduler.StepLR(optimizer, config["lr_step"], config["lr_gamma"])
                      if config.get("lr_step") else None)
-        super().__init__(model, optimizer, DataLoader(self.train_set, config["batch_size"], shuffle=True,
-                                                      seed=config["seed"]),
-                         val_loader=DataLoader(self.test_set, 1000), scheduler=scheduler, epochs=config["epochs"],
-                         out=out, device=config["device"], config=config, progress=progress)
+        if world > 1:
+            share = distributed.DistributedSampler
+            train = DataLoader(self.train_set, config["batch_size"] // world,
+                               sampler=share(self.train_set, seed=config["seed"]))
+            test = DataLoader(self.test_set, -(-1000 // world), sampler=share(self.test_set, shuffle=False))
+        else:
+            train = DataLoader(self.train_set, config["batch_size"], shuffle=True, seed=config["seed"])
+            test = DataLoader(self.test_set, 1000)
+        super().__init__(model, optimizer, train, val_loader=test, scheduler=scheduler, epochs=config["epochs"],
+                         out=out, device=device, config=config, progress=progress)
 
     def resume_hint(self, path):
         return f"minidl train {self.config['model']} --resume {path}"
@@ -584,8 +710,9 @@ class _StopRequests:
         if self.signum is not None:
             raise Interrupted(signum, None)
         self.signum = signum
-        print(f"\n{signal.Signals(signum).name}: stopping after this step, with a checkpoint "
-              "(again to stop at once, without one)", file=sys.stderr, flush=True)
+        if distributed.rank() == 0:  # mpiexec passes a Ctrl-C to every rank
+            print(f"\n{signal.Signals(signum).name}: stopping after this step, with a checkpoint "
+                  "(again to stop at once, without one)", file=sys.stderr, flush=True)
 
 
 def plot_curves(history, path):

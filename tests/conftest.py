@@ -99,7 +99,7 @@ def setting():
         yield lambda name, value: stack.enter_context(mdl.using_config(name, value))
 
 
-# $MINIDL_REQUIRE (a comma list of modules, CI's "torch,numba") turns a skip for one of them
+# $MINIDL_REQUIRE (a comma list of modules, CI's "torch,numba,mpi4py") turns a skip for one of them
 # missing into a failure, so that a run which must cross-check against them cannot pass without.
 # Every such skip is pytest.importorskip's, in a test, a fixture or a module's top level, whose
 # reason is "could not import 'NAME': ..."; skips for anything else (no GPU, no g++) stay skips.

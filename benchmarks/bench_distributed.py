@@ -1,0 +1,229 @@
+"""Data-parallel training on MPI: LeNet-5 training throughput on 1 and 2 ranks, the time spent
+reducing per step, and a model of how it would scale over more ranks on a network.
+
+Measured, each in processes of its own, alternating for ``--rounds`` rounds:
+
+    1 process x 2 threads     the usual run on this machine
+    2 ranks x 1 thread        mpiexec -n 2: the same global batch split over the ranks
+    1 process x 1 thread      what one rank computes alone: the model's compute time
+
+A step is what ``minidl train`` does: `minidl.training.Trainer` on a DistributedSampler's share
+of a global batch of synthetic 1x32x32 images (Adam), its loss, counts and gradients reduced
+over the ranks. "in all_reduce" is the time per step inside minidl.distributed's reductions,
+including the wait for the slower rank; "Allreduce alone" is one Allreduce of the gradients'
+bytes after a barrier, the transfer itself.
+
+The model: a step on N ranks with global batch B takes
+
+    t(N) = o + c * B / N  +  2 (N - 1) / N * S / bandwidth  +  2 (N - 1) * latency  +  2 log2(N) * latency
+
+o and c from the 1-thread process at two batch sizes (a step's fixed cost and its cost per image),
+S the gradients' bytes, the last terms a ring Allreduce of the gradients and two small reductions
+(the loss and counts, and which gradients exist). Each rank is assumed to have one core to itself,
+as here. ``--bandwidths`` and ``--latency`` set the network.
+
+    python benchmarks/bench_distributed.py [--batch-sizes 64 256] [--steps 60] [--rounds 3] [--json out.json]
+"""
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import USER_ENVIRONMENT, machine_header, report_side, write_json  # noqa: E402  (before NumPy)
+import json  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+WARMUP = 5
+SETUPS = {  # name: (ranks, threads per rank)
+    "1 process x 2 threads": (1, 2),
+    "2 ranks x 1 thread": (2, 1),
+    "1 process x 1 thread": (1, 1),
+}
+
+
+def measure(batch_size, steps):
+    """Train LeNet-5 for WARMUP + ``steps`` steps of global batch ``batch_size`` (this process's
+    share of it on several ranks); median seconds per step, in the reductions per step, and of one
+    Allreduce of the gradients alone."""
+    import minidl as mdl
+    from minidl import distributed
+    from minidl.data import DataLoader, TensorDataset
+    from minidl.training import Trainer
+    from minidl_models import lenet5
+
+    world = distributed.world_size()
+    mdl.manual_seed(0)
+    model = lenet5()
+    n = batch_size * (WARMUP + steps)
+    rng = np.random.default_rng(0)
+    data = TensorDataset(rng.standard_normal((n, 1, 32, 32)).astype(np.float32), rng.integers(0, 10, n))
+    loader = (DataLoader(data, batch_size // world, sampler=distributed.DistributedSampler(data, seed=0)) if world > 1
+              else DataLoader(data, batch_size, shuffle=True, seed=0))
+    opt = mdl.optim.Adam(model.parameters(), lr=1e-3)
+    ends, in_reductions, depth = [], [0.0], [0]
+    reductions = {name: getattr(distributed, name) for name in ("all_reduce", "all_reduce_gradients")}
+
+    def timed(fn):
+        def call(*args, **kwargs):  # the outermost call only: all_reduce_gradients calls all_reduce
+            depth[0] += 1
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                depth[0] -= 1
+                if depth[0] == 0:
+                    in_reductions[-1] += time.perf_counter() - t0
+        return call
+
+    step = opt.step
+
+    def step_and_time():
+        step()
+        ends.append(time.perf_counter())
+        in_reductions.append(0.0)
+
+    opt.step = step_and_time
+    for name, fn in reductions.items():
+        setattr(distributed, name, timed(fn))
+    try:
+        trainer = Trainer(model, opt, loader, progress=False)
+        started = time.perf_counter()
+        with open(os.devnull, "w") as quiet:
+            stdout, sys.stdout = sys.stdout, quiet  # the epoch line
+            try:
+                trainer.fit()
+            finally:
+                sys.stdout = stdout
+    finally:
+        for name, fn in reductions.items():
+            setattr(distributed, name, fn)
+    times = np.diff([started] + ends)[WARMUP:]
+    result = {"step_s": statistics.median(times), "reduce_s": statistics.median(in_reductions[WARMUP:-1]),
+              "gradient_bytes": int(sum(p.data.nbytes for p in model.parameters()))}
+    if world > 1:
+        flat = np.zeros(result["gradient_bytes"] // 4, np.float32)
+        alone = []
+        for _ in range(50):
+            distributed.barrier()
+            t0 = time.perf_counter()
+            distributed.all_reduce(flat)
+            alone.append(time.perf_counter() - t0)
+        result["allreduce_alone_s"] = statistics.median(alone)
+    return result
+
+
+def child(args):
+    from minidl import distributed
+
+    if distributed.launched_world_size() > 1:
+        distributed.init()
+    sizes = sorted(set(args.batch_sizes) | ({b // 2 for b in args.batch_sizes} if args.halves else set()))
+    results = {str(b): measure(b, args.steps) for b in sizes}
+    if distributed.rank() == 0:
+        from _common import side_header
+
+        report_side({"header": side_header(), "results": results})
+
+
+def run_setup(ranks, threads, args):
+    environment = dict(USER_ENVIRONMENT, OMP_NUM_THREADS=str(threads), MINIDL_BENCH_SIDE="minidl")
+    command = [sys.executable, os.path.abspath(__file__), "--child", "--steps", str(args.steps), "--batch-sizes",
+               *map(str, args.batch_sizes)] + (["--halves"] if (ranks, threads) == (1, 1) else [])
+    if ranks > 1:
+        command = [shutil.which("mpiexec") or "mpiexec", "-n", str(ranks), *command]
+    done = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command[:3])} ... failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def model_step(o, c, batch, ranks, gradient_bytes, bandwidth_bits, latency):
+    """Seconds per step on ``ranks`` ranks, by the model in the module docstring."""
+    ring = 2 * (ranks - 1) / ranks * gradient_bytes * 8 / bandwidth_bits + 2 * (ranks - 1) * latency
+    small = 2 * np.log2(ranks) * latency if ranks > 1 else 0.0
+    return o + c * batch / ranks + ring + small
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256])
+    p.add_argument("--steps", type=int, default=60, help="timed steps per batch size (after 5 untimed)")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--bandwidths", type=float, nargs="+", default=[10, 100], help="network, in Gb/s")
+    p.add_argument("--latency", type=float, default=10e-6, help="seconds per message on the network")
+    p.add_argument("--json", default=None)
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--halves", action="store_true", help=argparse.SUPPRESS)  # the model's second batch size
+    args = p.parse_args()
+    if any(b % 2 for b in args.batch_sizes):
+        p.error("--batch-sizes must be even: two ranks split each batch")
+    if args.child:
+        return child(args)
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        sys.exit("bench_distributed needs mpi4py and mpiexec: pip install -e \".[mpi]\"")
+    for line in machine_header():
+        print(line)
+    print(f"mpiexec: {shutil.which('mpiexec')}; {args.rounds} rounds, alternating the setups, each in processes "
+          f"of its own; {args.steps} timed steps per batch size; medians")
+    runs = {name: [] for name in SETUPS}
+    for _ in range(args.rounds):
+        for name, (ranks, threads) in SETUPS.items():
+            runs[name].append(run_setup(ranks, threads, args))
+    for name in SETUPS:
+        print(f"  {name}: {runs[name][0]['header']}")
+
+    def median(name, batch, key):
+        return statistics.median(r["results"][str(batch)][key] for r in runs[name])
+
+    report = {"header": machine_header(), "runs": runs, "model": {}}
+    print("\nLeNet-5 training, Adam, synthetic 1x32x32 images; global batch B")
+    print(f"{'B':>5} {'setup':<24} {'step ms':>9} {'img/s':>8} {'in all_reduce ms':>17} {'Allreduce alone ms':>19}"
+          f" {'vs 1 x 2 threads':>17}")
+    for b in args.batch_sizes:
+        base = median("1 process x 2 threads", b, "step_s")
+        for name in ("1 process x 2 threads", "2 ranks x 1 thread", "1 process x 1 thread"):
+            step = median(name, b, "step_s")
+            reduce_ms = f"{median(name, b, 'reduce_s') * 1e3:.3f}" if SETUPS[name][0] > 1 else "-"
+            alone = f"{median(name, b, 'allreduce_alone_s') * 1e3:.3f}" if SETUPS[name][0] > 1 else "-"
+            print(f"{b:>5} {name:<24} {step * 1e3:>9.2f} {b / step:>8.0f} {reduce_ms:>17} {alone:>19} "
+                  f"{base / step:>16.2f}x")
+    gradient_bytes = runs["2 ranks x 1 thread"][0]["results"][str(args.batch_sizes[0])]["gradient_bytes"]
+    print(f"\nModel of N ranks, one core each, on a network (latency {args.latency * 1e6:.0f} us per message; "
+          f"gradients {gradient_bytes / 1e3:.0f} kB per step):")
+    for b in args.batch_sizes:
+        t_full, t_half = median("1 process x 1 thread", b, "step_s"), median("1 process x 1 thread", b // 2, "step_s")
+        c = (t_full - t_half) / (b - b // 2)
+        o = t_full - c * b
+        measured_two = median("2 ranks x 1 thread", b, "step_s")
+        here = model_step(o, c, b, 2, gradient_bytes, float("inf"), 0.0) + median("2 ranks x 1 thread", b,
+                                                                                   "allreduce_alone_s")
+        print(f"  B = {b}: one rank's step = {o * 1e3:.2f} ms + {c * 1e6:.1f} us per image; on this machine the "
+              f"model gives {here * 1e3:.2f} ms for 2 ranks, measured {measured_two * 1e3:.2f} ms")
+        print(f"    {'N':>5} " + " ".join(f"{f'{bw:g} Gb/s img/s':>16} {'efficiency':>10}" for bw in args.bandwidths))
+        report["model"][str(b)] = {"o_s": o, "c_s": c, "rows": []}
+        for ranks in (1, 2, 4, 8, 16, 32, 64):
+            if b // ranks < 1:
+                break
+            cells, row = [], {"ranks": ranks}
+            for bw in args.bandwidths:
+                t = model_step(o, c, b, ranks, gradient_bytes, bw * 1e9, args.latency)
+                efficiency = (o + c * b) / (ranks * t)
+                cells.append(f"{b / t:>16.0f} {efficiency:>9.0%}")
+                row[f"{bw:g}"] = {"images_per_s": b / t, "efficiency": efficiency}
+            report["model"][str(b)]["rows"].append(row)
+            print(f"    {ranks:>5} " + " ".join(cells))
+    print("efficiency: images/s per rank against one rank alone. The fixed cost o of a step (Python, ~60 small "
+          "kernels) is paid on every rank whatever its share, so past B/N of a few images a rank does little "
+          "but that; the network adds the rest.")
+    write_json(args.json, report)
+
+
+if __name__ == "__main__":
+    main()
