@@ -15,12 +15,12 @@ bytes after a barrier, the transfer itself.
 
 The model: a step on N ranks with global batch B takes
 
-    t(N) = o + c * B / N  +  2 (N - 1) / N * S / bandwidth  +  2 (N - 1) * latency  +  2 log2(N) * latency
+    t(N) = t1(B / N)  +  2 (N - 1) / N * S / bandwidth  +  2 (N - 1) * latency  +  2 log2(N) * latency
 
-o and c from the 1-thread process at two batch sizes (a step's fixed cost and its cost per image),
-S the gradients' bytes, the last terms a ring Allreduce of the gradients and two small reductions
-(the loss and counts, and which gradients exist). Each rank is assumed to have one core to itself,
-as here. ``--bandwidths`` and ``--latency`` set the network.
+t1(b) the 1-thread process's measured step at batch b (each rank's share: measured at every B / N,
+since the cost per image is not constant), S the gradients' bytes, the last terms a ring Allreduce
+of the gradients and two small reductions (the loss and counts, and the layout check). Each rank
+is assumed to have one core to itself, as here. ``--bandwidths`` and ``--latency`` set the network.
 
     python benchmarks/bench_distributed.py [--batch-sizes 64 256] [--steps 60] [--rounds 3] [--json out.json]
 """
@@ -122,7 +122,7 @@ def child(args):
 
     if distributed.launched_world_size() > 1:
         distributed.init()
-    sizes = sorted(set(args.batch_sizes) | ({b // 2 for b in args.batch_sizes} if args.halves else set()))
+    sizes = sorted({s for b in args.batch_sizes for s in (shares(b) if args.shares else [b])})
     results = {str(b): measure(b, args.steps) for b in sizes}
     if distributed.rank() == 0:
         from _common import side_header
@@ -133,7 +133,7 @@ def child(args):
 def run_setup(ranks, threads, args):
     environment = dict(USER_ENVIRONMENT, OMP_NUM_THREADS=str(threads), MINIDL_BENCH_SIDE="minidl")
     command = [sys.executable, os.path.abspath(__file__), "--child", "--steps", str(args.steps), "--batch-sizes",
-               *map(str, args.batch_sizes)] + (["--halves"] if (ranks, threads) == (1, 1) else [])
+               *map(str, args.batch_sizes)] + (["--shares"] if (ranks, threads) == (1, 1) else [])
     if ranks > 1:
         command = [shutil.which("mpiexec") or "mpiexec", "-n", str(ranks), *command]
     done = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=600)
@@ -142,11 +142,20 @@ def run_setup(ranks, threads, args):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def model_step(o, c, batch, ranks, gradient_bytes, bandwidth_bits, latency):
-    """Seconds per step on ``ranks`` ranks, by the model in the module docstring."""
+RANKS = (1, 2, 4, 8, 16, 32, 64)
+
+
+def shares(batch):
+    """Each rank's batch for the modelled numbers of ranks."""
+    return [batch // n for n in RANKS if batch % n == 0]
+
+
+def model_step(compute, ranks, gradient_bytes, bandwidth_bits, latency):
+    """Seconds per step on ``ranks`` ranks, each computing its share in ``compute`` seconds, by the
+    model in the module docstring."""
     ring = 2 * (ranks - 1) / ranks * gradient_bytes * 8 / bandwidth_bits + 2 * (ranks - 1) * latency
     small = 2 * np.log2(ranks) * latency if ranks > 1 else 0.0
-    return o + c * batch / ranks + ring + small
+    return compute + ring + small
 
 
 def main():
@@ -158,15 +167,15 @@ def main():
     p.add_argument("--latency", type=float, default=10e-6, help="seconds per message on the network")
     p.add_argument("--json", default=None)
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--halves", action="store_true", help=argparse.SUPPRESS)  # the model's second batch size
+    p.add_argument("--shares", action="store_true", help=argparse.SUPPRESS)  # the model's per-rank batches
     args = p.parse_args()
     if any(b % 2 for b in args.batch_sizes):
         p.error("--batch-sizes must be even: two ranks split each batch")
     if args.child:
         return child(args)
-    try:
-        import mpi4py  # noqa: F401
-    except ImportError:
+    from minidl import distributed
+
+    if not distributed.is_available() or shutil.which("mpiexec") is None:
         sys.exit("bench_distributed needs mpi4py and mpiexec: pip install -e \".[mpi]\"")
     for line in machine_header():
         print(line)
@@ -198,30 +207,28 @@ def main():
     print(f"\nModel of N ranks, one core each, on a network (latency {args.latency * 1e6:.0f} us per message; "
           f"gradients {gradient_bytes / 1e3:.0f} kB per step):")
     for b in args.batch_sizes:
-        t_full, t_half = median("1 process x 1 thread", b, "step_s"), median("1 process x 1 thread", b // 2, "step_s")
-        c = (t_full - t_half) / (b - b // 2)
-        o = t_full - c * b
-        measured_two = median("2 ranks x 1 thread", b, "step_s")
-        here = model_step(o, c, b, 2, gradient_bytes, float("inf"), 0.0) + median("2 ranks x 1 thread", b,
-                                                                                   "allreduce_alone_s")
-        print(f"  B = {b}: one rank's step = {o * 1e3:.2f} ms + {c * 1e6:.1f} us per image; on this machine the "
-              f"model gives {here * 1e3:.2f} ms for 2 ranks, measured {measured_two * 1e3:.2f} ms")
-        print(f"    {'N':>5} " + " ".join(f"{f'{bw:g} Gb/s img/s':>16} {'efficiency':>10}" for bw in args.bandwidths))
-        report["model"][str(b)] = {"o_s": o, "c_s": c, "rows": []}
-        for ranks in (1, 2, 4, 8, 16, 32, 64):
-            if b // ranks < 1:
-                break
-            cells, row = [], {"ranks": ranks}
+        alone = {share: median("1 process x 1 thread", share, "step_s") for share in shares(b)}
+        two = median("2 ranks x 1 thread", b, "step_s")
+        print(f"  B = {b}. On this machine, 2 ranks: a rank alone takes {alone[b // 2] * 1e3:.2f} ms for its "
+              f"{b // 2} images, the Allreduce alone {median('2 ranks x 1 thread', b, 'allreduce_alone_s') * 1e3:.3f} "
+              f"ms; the step takes {two * 1e3:.2f} ms, {median('2 ranks x 1 thread', b, 'reduce_s') * 1e3:.2f} of "
+              f"them in minidl's reductions, waiting for the other rank included")
+        print(f"    {'N':>5} {'images/rank':>11} {'1 rank ms':>9} " +
+              " ".join(f"{f'{bw:g} Gb/s img/s':>16} {'efficiency':>10}" for bw in args.bandwidths))
+        report["model"][str(b)] = []
+        for share in shares(b):
+            ranks = b // share
+            cells, row = [], {"ranks": ranks, "compute_s": alone[share]}
             for bw in args.bandwidths:
-                t = model_step(o, c, b, ranks, gradient_bytes, bw * 1e9, args.latency)
-                efficiency = (o + c * b) / (ranks * t)
-                cells.append(f"{b / t:>16.0f} {efficiency:>9.0%}")
+                t = model_step(alone[share], ranks, gradient_bytes, bw * 1e9, args.latency)
+                efficiency = alone[b] / (ranks * t)
+                cells.append(f"{b / t:>16.0f} {efficiency:>10.0%}")
                 row[f"{bw:g}"] = {"images_per_s": b / t, "efficiency": efficiency}
-            report["model"][str(b)]["rows"].append(row)
-            print(f"    {ranks:>5} " + " ".join(cells))
-    print("efficiency: images/s per rank against one rank alone. The fixed cost o of a step (Python, ~60 small "
-          "kernels) is paid on every rank whatever its share, so past B/N of a few images a rank does little "
-          "but that; the network adds the rest.")
+            report["model"][str(b)].append(row)
+            print(f"    {ranks:>5} {share:>11} {alone[share] * 1e3:>9.2f} " + " ".join(cells))
+    print("efficiency: images/s per rank against one rank alone. A step has a fixed cost (Python, ~60 small "
+          "kernels) that every rank pays whatever its share, so once a share is a few images the ranks add "
+          "little but that; the network adds the rest.")
     write_json(args.json, report)
 
 

@@ -235,11 +235,19 @@ def gradient_transport(device="cpu"):
 
 
 def _nccl_module():
+    """CuPy's NCCL binding, or None where CuPy was built without NCCL (``cupy.cuda.nccl_enabled``)."""
     try:
-        from cupy.cuda import nccl
+        import cupy.cuda
     except ImportError:
         return None
-    return nccl if getattr(nccl, "available", True) else None
+    if not getattr(cupy.cuda, "nccl_enabled", False):
+        return None
+    from cupy.cuda import nccl
+
+    return nccl
+
+
+NCCL_UNIQUE_ID_BYTES = 128  # ncclUniqueId's size in nccl.h
 
 
 def _nccl_communicator():
@@ -247,7 +255,7 @@ def _nccl_communicator():
     global _nccl
     if _nccl is None:
         nccl = _nccl_module()
-        uid = np.array(nccl.get_unique_id() if rank() == 0 else [0] * nccl.NCCL_UNIQUE_ID_BYTES, np.int8)
+        uid = np.array(nccl.get_unique_id() if rank() == 0 else [0] * NCCL_UNIQUE_ID_BYTES, np.int8)
         _comm.Bcast(uid, root=0)
         _nccl = nccl.NcclCommunicator(world_size(), tuple(int(v) for v in uid), rank())
     return _nccl
