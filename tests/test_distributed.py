@@ -48,14 +48,15 @@ def test_ranks_on_one_machine_share_its_cores(monkeypatch):
     """Every rank starting a thread per core in OpenBLAS and Numba made two ranks on 2 cores 13x
     slower; configure_process gives each its share, and says the process must start again when
     NumPy had loaded OpenBLAS before."""
-    monkeypatch.setenv("MPI_LOCALNRANKS", "2")
-    for name in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS"):
-        monkeypatch.delenv(name, raising=False)
+    # A copy of the environment: what configure_process writes must not reach the later tests
+    # (Numba rereads NUMBA_NUM_THREADS), and monkeypatch.delenv of an absent name undoes nothing.
+    environment = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS")}
+    monkeypatch.setattr(os, "environ", {**environment, "MPI_LOCALNRANKS": "2"})
     monkeypatch.setattr(os, "cpu_count", lambda: 8)
     assert threads.configure_process() is True  # NumPy is loaded in this process
     assert (os.environ["OMP_NUM_THREADS"], os.environ["NUMBA_NUM_THREADS"]) == ("4", "4")
     assert threads.configure_process() is False  # the environment says now: nothing changes
-    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    os.environ["OMP_NUM_THREADS"] = "3"
     assert threads.configure_process() is False and os.environ["OMP_NUM_THREADS"] == "3"
 
 
