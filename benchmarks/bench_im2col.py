@@ -14,6 +14,11 @@ of the batch size (VGG 3x3) and of the channel count (a 28x28 3x3 layer):
   is reported apart from the warm medians, and which of the two it was.
   (On a GPU the CUDA kernels would be a fourth column; there are none yet.)
 
+- your own, with ``--impl mypkg.mymodule`` or ``--impl path/to/file.py`` (repeatable): a module
+  with ``im2col`` and/or ``col2im`` of minidl's contract (see `check_contract`). Before any timing
+  it must pass `check_contract` on every case of ``CONTRACT_CASES`` in float32 and float64; one
+  that fails is reported with its first wrong index and is not timed.
+
 For each: the median time, the effective bandwidth ``(bytes read + bytes written) / time``
 counting the least traffic the operation needs (the image once and the columns once, for
 either direction; padding and the reference's read-modify-write passes are not counted),
@@ -22,11 +27,12 @@ and the workspace: the size of the column matrix. The machine's copy bandwidth (
 Before any timing, every implementation's output is checked against the reference
 (im2col exactly, col2im to 1e-6) and the run aborts on a mismatch.
 
-    python benchmarks/bench_im2col.py [--quick] [--repeat 5] [--layers VGG,ResNet]
+    python benchmarks/bench_im2col.py [--quick] [--repeat 5] [--layers VGG,ResNet] [--impl my_im2col.py]
                                       [--json out.json] [--markdown out.md] [--plot out.png]
 """
 import argparse
 import importlib
+import importlib.util
 import os
 import sys
 import time
@@ -97,6 +103,111 @@ def loop_col2im(col, x_shape, kernel, stride, padding, dilation):
 
 
 # ----------------------------------------------------------------------------------------------
+# Your own implementation: loaded from a module, and held to the contract before it is timed.
+# ----------------------------------------------------------------------------------------------
+
+# label, input shape, kernel, stride, padding, dilation: the geometries every --impl must get right
+CONTRACT_CASES = [
+    ("square", (2, 3, 7, 7), (3, 3), (1, 1), (1, 1), (1, 1)),
+    ("non-square", (2, 2, 6, 9), (2, 3), (1, 1), (0, 1), (1, 1)),
+    ("strided", (1, 3, 9, 8), (3, 3), (2, 3), (1, 0), (1, 1)),
+    ("dilated", (1, 2, 10, 11), (3, 2), (1, 1), (2, 1), (2, 3)),
+    ("padding larger than the kernel", (1, 2, 5, 4), (2, 2), (1, 1), (3, 3), (1, 1)),
+    ("1x1", (2, 4, 5, 5), (1, 1), (1, 1), (0, 0), (1, 1)),
+]
+
+
+class Rejected(Exception):
+    """An implementation broke the contract; the message says where, first wrong index included."""
+
+
+def load_user_impl(spec):
+    """``(name, im2col, col2im)`` from the module ``spec`` names: a path to a .py file or a dotted
+    module name. Either function may be None, not both."""
+    if spec.endswith(".py") or os.sep in spec:
+        if not os.path.isfile(spec):
+            raise Rejected(f"--impl {spec}: no such file")
+        name = os.path.splitext(os.path.basename(spec))[0]
+        found = importlib.util.spec_from_file_location(f"bench_im2col_impl_{name}", spec)
+        module = importlib.util.module_from_spec(found)
+        found.loader.exec_module(module)
+    else:
+        name = spec.rsplit(".", 1)[-1]
+        try:
+            module = importlib.import_module(spec)
+        except ImportError as e:
+            raise Rejected(f"--impl {spec}: cannot import it ({e})") from None
+    im2col, col2im = getattr(module, "im2col", None), getattr(module, "col2im", None)
+    if im2col is None and col2im is None:
+        raise Rejected(f"--impl {spec}: the module has neither im2col nor col2im")
+    return name, im2col, col2im
+
+
+def _first_wrong(got, expected, exact):
+    """'at index (...): expected E, got G (K of M values wrong)' for the first value that differs."""
+    wrong = got != expected if exact else ~np.isclose(got, expected, rtol=1e-6, atol=1e-6)
+    first = tuple(int(i) for i in np.argwhere(wrong)[0])
+    return (f"first wrong value at index {first}: expected {expected[first]:.7g}, got {got[first]:.7g} "
+            f"({int(wrong.sum())} of {wrong.size} values wrong)")
+
+
+def _call(name, fname, fn, args, where):
+    try:
+        out = fn(*args)
+    except Exception as e:  # any failure of the user's code rejects it, with what it raised
+        raise Rejected(f"{name} {fname} {where}: raised {type(e).__name__}: {e}") from None
+    if not isinstance(out, np.ndarray):
+        raise Rejected(f"{name} {fname} {where}: returned a {type(out).__name__}, not a NumPy array")
+    return out
+
+
+def check_contract(name, im2col, col2im):
+    """Raise Rejected unless ``im2col`` and ``col2im`` (either may be None) keep minidl's contract on
+    every case of CONTRACT_CASES, in float32 and in float64:
+
+    - ``im2col(x, kernel, stride, padding, dilation)`` returns the reference's (N, C*kh*kw, OH*OW)
+      columns exactly, row ``(c*kh + i)*kw + j``, column ``oh*OW + ow``, in x's dtype;
+    - ``col2im(col, x_shape, kernel, stride, padding, dilation)`` returns the reference's image to
+      1e-6, in col's dtype;
+    - together they are adjoint, ``<im2col(x), c> == <x, col2im(c)>`` (with the reference standing
+      in for a function the module lacks);
+    - neither changes its input."""
+    rng = np.random.default_rng(0)
+    for label, shape, *geometry in CONTRACT_CASES:
+        for dtype in (np.float32, np.float64):
+            where = (f"on the {label} case, {np.dtype(dtype).name} (input {shape}, kernel {geometry[0]}, stride "
+                     f"{geometry[1]}, padding {geometry[2]}, dilation {geometry[3]})")
+            x = rng.standard_normal(shape).astype(dtype)
+            ref_col = numpy_impl.im2col(x, *geometry)
+            c = rng.standard_normal(ref_col.shape).astype(dtype)
+            ref_img = numpy_impl.col2im(c, shape, *geometry)
+            col, img = ref_col, ref_img
+            if im2col is not None:
+                kept = x.copy()
+                col = _call(name, "im2col", im2col, (x, *geometry), where)
+                if col.shape != ref_col.shape or col.dtype != x.dtype:
+                    raise Rejected(f"{name} im2col {where}: returned shape {col.shape} {col.dtype}; expected "
+                                   f"{ref_col.shape} {x.dtype}")
+                if not np.array_equal(col, ref_col):
+                    raise Rejected(f"{name} im2col {where}: {_first_wrong(col, ref_col, exact=True)}")
+                if not np.array_equal(x, kept):
+                    raise Rejected(f"{name} im2col {where}: changed its input x")
+            if col2im is not None:
+                kept = c.copy()
+                img = _call(name, "col2im", col2im, (c, shape, *geometry), where)
+                if img.shape != shape or img.dtype != c.dtype:
+                    raise Rejected(f"{name} col2im {where}: returned shape {img.shape} {img.dtype}; expected "
+                                   f"{shape} {c.dtype}")
+                if not np.allclose(img, ref_img, rtol=1e-6, atol=1e-6):
+                    raise Rejected(f"{name} col2im {where}: {_first_wrong(img, ref_img, exact=False)}")
+                if not np.array_equal(c, kept):
+                    raise Rejected(f"{name} col2im {where}: changed its input col")
+            lhs, rhs = np.vdot(col.astype(np.float64), c), np.vdot(x.astype(np.float64), img)
+            scale = np.vdot(np.abs(col).astype(np.float64), np.abs(c))
+            if abs(lhs - rhs) > (1e-5 if dtype == np.float32 else 1e-12) * scale:
+                raise Rejected(f"{name} {where}: im2col and col2im are not adjoint: <im2col(x), c> = {lhs!r} but "
+                               f"<x, col2im(c)> = {rhs!r}")
+
 
 def load_impls(wanted):
     """name -> (im2col, col2im, module or None); Numba is left out when it is not installed."""
@@ -180,11 +291,11 @@ def check(impls, x, g, geometry, loop_batch, name):
         m = loop_batch if impl == "loop" else x.shape[0]
         if m == 0:
             continue
-        col = im2col(x[:m], kernel, stride, padding, dilation)
+        col = ref_col[:m] if im2col is None else im2col(x[:m], kernel, stride, padding, dilation)
         if col.shape != ref_col[:m].shape or not np.array_equal(col, ref_col[:m]):
             sys.exit(f"bench_im2col: {impl} im2col differs from the NumPy reference on {name} "
                      f"(input {x[:m].shape}, kernel {kernel}, stride {stride}, padding {padding}); not timing it")
-        img = col2im(g[:m], x[:m].shape, kernel, stride, padding, dilation)
+        img = ref_img[:m] if col2im is None else col2im(g[:m], x[:m].shape, kernel, stride, padding, dilation)
         if img.shape != ref_img[:m].shape or not np.allclose(img, ref_img[:m], rtol=1e-6, atol=1e-6):
             err = np.max(np.abs(img - ref_img[:m])) if img.shape == ref_img[:m].shape else "shape"
             sys.exit(f"bench_im2col: {impl} col2im differs from the NumPy reference on {name} "
@@ -222,9 +333,12 @@ def measure_layer(impls, name, shape, kernel, stride, padding, dilation, repeat,
         kw = {"repeat": reps, "number": number} if mt is None else {"repeat": reps, "min_time": mt}
         # The reference returns a read-only view of x (no copy) for a 1x1 kernel with unit stride
         # and no padding, and so does Numba: then there is no traffic to count.
-        view = impl != "loop" and np.shares_memory(im2col(xs, *geometry), xs)
-        for fname, fn in (("im2col", lambda: im2col(xs, *geometry)),
-                          ("col2im", lambda: col2im(gs, xs.shape, *geometry))):
+        view = impl != "loop" and im2col is not None and np.shares_memory(im2col(xs, *geometry), xs)
+        for fname, fn in (("im2col", im2col and (lambda: im2col(xs, *geometry))),
+                          ("col2im", col2im and (lambda: col2im(gs, xs.shape, *geometry)))):
+            if fn is None:  # a module of yours with only one of the two
+                res[f"{fname}_s"] = res[f"{fname}_gbps"] = None
+                continue
             t = median_time(fn, **kw)
             moved = 0 if (fname == "im2col" and view) else traffic / scale
             res[f"{fname}_s"] = t * scale
@@ -251,7 +365,7 @@ def markdown_tables(rows, impls, copy_gbps):
                      f"{row['workspace_bytes'] / 2 ** 20:.1f}"]
             for impl in impls:
                 res = row["results"].get(impl)
-                if res is None:
+                if res is None or res[f"{fname}_s"] is None:
                     cells += ["-", "-"]
                     continue
                 mark = "*" if res["extrapolated_from_batch"] else ""
@@ -302,6 +416,9 @@ def main(argv=None):
     p.add_argument("--layers", default=None,
                    help="comma-separated substrings: time only the layers whose name contains one")
     p.add_argument("--impls", default=",".join(IMPLS), help=f"which of {','.join(IMPLS)} to time")
+    p.add_argument("--impl", action="append", default=[], metavar="MODULE",
+                   help="also time your own im2col and/or col2im: a .py file or a dotted module name (repeatable); "
+                        "it is checked against the contract first, and not timed if it breaks it")
     p.add_argument("--loop-max", type=int, default=LOOP_MAX,
                    help="largest column matrix (elements) the loop version is timed on")
     p.add_argument("--json", default=None, help="also write the results here")
@@ -317,11 +434,26 @@ def main(argv=None):
     if "numpy" not in wanted:
         wanted.insert(0, "numpy")  # the reference is always timed: everything is checked against it
     impls = load_impls([name for name in IMPLS if name in wanted])
+    rejected = []
+    for spec in args.impl:
+        try:
+            name, im2col, col2im = load_user_impl(spec)
+            if name in impls:
+                raise Rejected(f"--impl {spec}: {name!r} is taken; rename the module")
+            check_contract(name, im2col, col2im)
+        except Rejected as e:
+            rejected.append((spec, str(e)))
+            print(f"bench_im2col: rejected, not timed: {e}", file=sys.stderr)
+            continue
+        impls[name] = (im2col, col2im, None)
     suite = build_suite(args.quick, args.layers)
     if not suite:
         p.error(f"no layer matches --layers {args.layers!r}")
 
     header = list(machine_header())
+    for spec in args.impl:
+        header.append(f"--impl {spec}: " + ("rejected (not timed)" if spec in dict(rejected)
+                                            else "passed the contract check on every case, float32 and float64"))
     first = None
     if "numba" in impls:
         mod = impls["numba"][2]
@@ -356,9 +488,11 @@ def main(argv=None):
     if args.plot:
         plot(args.plot, rows, list(impls), copy_gbps)
     write_json(args.json, {"quick": args.quick, "repeat": repeat, "dtype": "float32",
-                           "implementations": list(impls), "copy_gbps": copy_gbps, "copy_mib": copy_mib,
-                           "numba_first_call": first, "loop_max": args.loop_max, "header": header,
-                           "rows": rows})
+                           "implementations": list(impls), "rejected": dict(rejected), "copy_gbps": copy_gbps,
+                           "copy_mib": copy_mib, "numba_first_call": first, "loop_max": args.loop_max,
+                           "header": header, "rows": rows})
+    if rejected:
+        sys.exit(f"bench_im2col: {len(rejected)} --impl rejected:\n" + "\n".join(m for _, m in rejected))
     return rows
 
 

@@ -2,6 +2,7 @@
 quick run on one small layer writes valid JSON and markdown."""
 import json
 import os
+import re
 import sys
 
 import numpy as np
@@ -60,3 +61,52 @@ def test_mismatch_aborts(monkeypatch):
     with pytest.raises(SystemExit, match="loop im2col differs"):
         bench_im2col.main(["--quick", "--layers", "LeNet conv2", "--impls", "loop,numpy", "--repeat", "1",
                            "--loop-max", "20000"])
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_your_own_kernel_is_checked_then_timed_next_to_the_others(tmp_path, capsys):
+    out_json = tmp_path / "im2col.json"
+    bench_im2col.main(["--quick", "--layers", "LeNet conv2", "--repeat", "1", "--impls", "numpy",
+                       "--impl", os.path.join(ROOT, "examples", "my_im2col.py"), "--json", str(out_json)])
+    out = capsys.readouterr().out
+    assert "--impl" in out and "passed the contract check on every case, float32 and float64" in out
+    assert "my_im2col ms" in out and "my_im2col GB/s" in out
+    res = json.loads(out_json.read_text())["rows"][0]["results"]["my_im2col"]
+    assert res["im2col_s"] > 0 and res["col2im_s"] is None  # the example has no col2im: "-" in its table
+
+
+WRONG = """import numpy as np
+from minidl.kernels import numpy_impl
+
+
+def im2col(x, kernel, stride, padding, dilation):
+    col = numpy_impl.im2col(x, kernel, stride, padding, dilation).copy()
+    if stride != (1, 1):  # right until the stride is not 1
+        col[0, 4, 2] += 1
+    return col
+"""
+
+
+@pytest.mark.parametrize("body, expected", [
+    (WRONG, r"wrong im2col on the strided case, float32 \(input \(1, 3, 9, 8\), kernel \(3, 3\), stride \(2, 3\), "
+            r"padding \(1, 0\), dilation \(1, 1\)\): first wrong value at index \(0, 4, 2\): expected -?[\d.]+, "
+            r"got -?[\d.]+ \(1 of 270 values wrong\)"),
+    ("def col2im(col, x_shape, kernel, stride, padding, dilation):\n    return col\n",
+     r"wrong col2im on the square case, float32 .*: returned shape \(2, 27, 49\) float32; expected \(2, 3, 7, 7\)"),
+    ("def im2col(x, *geometry):\n    x[...] = 0\n    raise RuntimeError('out of ideas')\n",
+     r"wrong im2col on the square case, float32 .*: raised RuntimeError: out of ideas"),
+    ("x = 1\n", r"--impl .*wrong.py: the module has neither im2col nor col2im"),
+])
+def test_a_kernel_that_breaks_the_contract_is_rejected_and_not_timed(tmp_path, capsys, body, expected):
+    (tmp_path / "wrong.py").write_text(body)
+    out_json = tmp_path / "im2col.json"
+    with pytest.raises(SystemExit, match="1 --impl rejected"):
+        bench_im2col.main(["--quick", "--layers", "LeNet conv2", "--repeat", "1", "--impls", "numpy",
+                           "--impl", str(tmp_path / "wrong.py"), "--json", str(out_json)])
+    captured = capsys.readouterr()
+    assert re.search("rejected, not timed: " + expected, captured.err), captured.err
+    data = json.loads(out_json.read_text())
+    assert "wrong" not in data["rows"][0]["results"] and list(data["rejected"]) == [str(tmp_path / "wrong.py")]
+    assert "wrong ms" not in captured.out and "rejected (not timed)" in captured.out
