@@ -371,9 +371,10 @@ class Trainer:
         with _StopRequests() as stop:
             while self.epoch < self.epochs:
                 self._train_epoch(stop)
-                if self.epoch < self.epochs and self._stop_requested(stop):
+                signum = self._stop_requested(stop) if self.epoch < self.epochs else None
+                if signum is not None:
                     path = os.path.join(self.out, "checkpoints", f"epoch-{self.epoch:03d}.npz") if self.out else None
-                    self._interrupted(stop.signum, path)
+                    self._interrupted(signum, path)
             if self.writes:
                 mdl.save(self.final_state(), os.path.join(self.out, "model.npz"))
         return self.history
@@ -433,7 +434,7 @@ class Trainer:
         try:
             for x, y in self.train_loader.batches(self.epoch, start=self.step):
                 if self.world > 1:
-                    value, correct, n = self._parallel_step(x, y, stop)
+                    value, correct, n, agreed = self._parallel_step(x, y, stop)
                 else:
                     value, correct, n = self._one_step(x, y)
                 if self.max_grad_norm is not None:
@@ -448,10 +449,13 @@ class Trainer:
                 self.step += 1
                 self.sums[3] = time.perf_counter() - start
                 progress.update(self._running_stats())
-                if stop.signum is not None and self.step < n_batches:
+                # One process stops on a signal that came at any time in the step, the optimizer's
+                # included; the ranks of a job on the one they agreed on in it.
+                signum = agreed if self.world > 1 else stop.signum
+                if signum is not None and self.step < n_batches:
                     path = (self.save_checkpoint(f"interrupted-epoch-{self.epoch + 1:03d}-step-{self.step:05d}.npz")
                             if self.out else None)
-                    self._interrupted(stop.signum, path)
+                    self._interrupted(signum, path)
         finally:
             progress.close()
         if self.world > 1:
@@ -481,7 +485,7 @@ class Trainer:
         """The signal that stops the run at this epoch's end, if any: in a data-parallel run any
         rank's, so that they all stop (each rank gets mpiexec's Ctrl-C at its own moment)."""
         if self.world > 1:
-            _agree(stop, distributed.all_reduce(np.array(_asked(stop), np.float64)))
+            return _agree(stop, distributed.all_reduce(np.array(_asked(stop), np.float64)))
         return stop.signum
 
     def _one_step(self, x, y):
@@ -499,7 +503,8 @@ class Trainer:
 
     def _parallel_step(self, x, y, stop):
         """`_one_step` on this rank's share of the batch, with the loss, the count of right answers,
-        the size and a stop request summed over the ranks first (every rank decides alike), then
+        the size and a stop request summed over the ranks first (every rank decides alike, and the
+        signal agreed on is returned last), then
         the gradients averaged, weighted by each rank's examples. A rank with no examples (the
         last batch of an epoch can be smaller than the number of ranks) only takes part."""
         n = len(y)
@@ -514,13 +519,13 @@ class Trainer:
         # class scores, ranks asked to stop by SIGINT and by SIGTERM.
         total = distributed.all_reduce(np.array([value * n, correct or 0, n, n and correct is None, *_asked(stop)],
                                                 np.float64))
-        _agree(stop, total[4:])
+        signum = _agree(stop, total[4:])
         mean = total[0] / total[2]
         self._check_loss(mean)
         if loss is not None:
             loss.backward()
         distributed.all_reduce_gradients(self.model, weight=n)
-        return mean, (None if total[3] else int(total[1])), int(total[2])
+        return mean, (None if total[3] else int(total[1])), int(total[2]), signum
 
     def _running_stats(self):
         n = self.sums[2]
@@ -573,9 +578,16 @@ def _asked(stop):
 
 
 def _agree(stop, asked):
-    """Stop where any rank was asked to (SIGTERM first: a scheduler's)."""
-    if stop.signum is None and asked.any():
-        stop.signum = signal.SIGTERM if asked[1] else signal.SIGINT
+    """The signal every rank stops on, from the reduced ``asked`` alone (SIGTERM first: a
+    scheduler's), or None. A signal that reaches this rank after the reduction counts at the
+    next one, as it does on the others: deciding from ``stop.signum`` here could stop this rank
+    alone. A rank that was not asked takes the agreed signal as its own."""
+    if not asked.any():
+        return None
+    agreed = signal.SIGTERM if asked[1] else signal.SIGINT
+    if stop.signum is None:
+        stop.signum = agreed
+    return agreed
 
 
 def _stream_seed(*key):
