@@ -42,6 +42,11 @@ def median_time(fn, repeat=7, number=None, min_time=0.2):
 
     ``number`` is chosen so one round lasts about ``min_time`` when not given.
     """
+    return statistics.median(round_times(fn, repeat, number, min_time))
+
+
+def round_times(fn, repeat=7, number=None, min_time=0.2):
+    """Seconds per call of ``fn`` in each of ``repeat`` rounds (see `median_time`)."""
     fn()  # warm up: caches, lazy imports, JIT
     if number is None:
         number, elapsed = 1, 0.0
@@ -60,7 +65,7 @@ def median_time(fn, repeat=7, number=None, min_time=0.2):
         for _ in range(number):
             fn()
         rounds.append((time.perf_counter() - t0) / number)
-    return statistics.median(rounds)
+    return rounds
 
 
 def try_import_torch():
@@ -102,6 +107,35 @@ def machine_header(device=None):
     if device is not None and device.cuda:
         lines += device.header(torch)
     return lines
+
+
+def machine_info():
+    """The machine and software a report's numbers come from, as JSON-able values: the CPU model,
+    its logical CPUs, NumPy's BLAS with the kernel it chose for this CPU (OpenBLAS's "Haswell",
+    "SkylakeX", ...), the versions and the thread settings."""
+    import minidl
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    try:
+        blas = np.show_config(mode="dicts").get("Build Dependencies", {}).get("blas", {})
+    except (TypeError, AttributeError):
+        blas = {}
+    info = {"cpu": cpu, "logical_cpus": os.cpu_count(), "system": f"{platform.system()} {platform.release()}",
+            "python": platform.python_version(), "numpy": np.__version__, "minidl": minidl.__version__,
+            "blas": f"{blas.get('name', '?')} {blas.get('version', '')}".strip(),
+            "blas_configuration": blas.get("openblas configuration"), "threads": thread_settings()}
+    try:
+        import numba
+
+        info["numba"] = numba.__version__
+    except ImportError:
+        info["numba"] = None
+    return info
 
 
 def thread_settings():

@@ -29,8 +29,14 @@ Before any timing, every implementation's output is checked against the referenc
 
     python benchmarks/bench_im2col.py [--quick] [--repeat 5] [--layers VGG,ResNet] [--impl my_im2col.py]
                                       [--json out.json] [--markdown out.md] [--plot out.png]
+    python benchmarks/bench_im2col.py --compare a.json b.json   # two runs (two machines) side by side
+
+The JSON records the machine (CPU model, logical CPUs, NumPy's BLAS and its configuration,
+versions, thread settings) and, per layer and implementation, the median, min and max time, the
+GB/s and its fraction of the copy bandwidth.
 """
 import argparse
+import statistics
 import importlib
 import importlib.util
 import os
@@ -39,7 +45,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # _common first, before NumPy loads: it sets this process's threads
-from _common import machine_header, median_time, write_json  # noqa: E402
+from _common import machine_header, machine_info, median_time, round_times, write_json  # noqa: E402
 import numpy as np  # noqa: E402
 
 from bench_conv import SUITE  # noqa: E402
@@ -339,9 +345,11 @@ def measure_layer(impls, name, shape, kernel, stride, padding, dilation, repeat,
             if fn is None:  # a module of yours with only one of the two
                 res[f"{fname}_s"] = res[f"{fname}_gbps"] = None
                 continue
-            t = median_time(fn, **kw)
+            rounds = round_times(fn, **kw)
+            t = statistics.median(rounds)
             moved = 0 if (fname == "im2col" and view) else traffic / scale
             res[f"{fname}_s"] = t * scale
+            res[f"{fname}_min_s"], res[f"{fname}_max_s"] = min(rounds) * scale, max(rounds) * scale
             res[f"{fname}_gbps"] = moved / t / 1e9 if moved else None
         res["im2col_view"] = bool(view)
         res["extrapolated_from_batch"] = loop_batch if impl == "loop" and loop_batch < n else None
@@ -408,6 +416,38 @@ def plot(path, rows, impls, copy_gbps):
     print(f"wrote {path}", file=sys.stderr)
 
 
+def compare(path_a, path_b):
+    """Print two runs' JSON side by side: per layer and implementation found in both, each one's
+    median time and GB/s, and b's speed relative to a's (over 1: b is faster)."""
+    import json
+
+    runs = []
+    for path in (path_a, path_b):
+        with open(path) as f:
+            runs.append(json.load(f))
+    for tag, path, run in (("a", path_a, runs[0]), ("b", path_b, runs[1])):
+        m = run.get("machine") or {}
+        print(f"{tag}: {path}: {m.get('cpu', '?')}, {m.get('logical_cpus', '?')} CPUs, {m.get('blas', '?')}, numpy "
+              f"{m.get('numpy', '?')}, numba {m.get('numba', '?')}; copy bandwidth {run['copy_gbps']:.2f} GB/s")
+    rows_b = {(r["layer"], tuple(r["input"])): r for r in runs[1]["rows"]}
+    print(f"\n{'layer':<20} {'impl':<10} {'op':<7} {'a ms':>9} {'b ms':>9} {'a GB/s':>8} {'b GB/s':>8} {'b/a speed':>10}")
+    for row_a in runs[0]["rows"]:
+        row_b = rows_b.get((row_a["layer"], tuple(row_a["input"])))
+        if row_b is None:
+            continue
+        for impl, res_a in row_a["results"].items():
+            res_b = row_b["results"].get(impl)
+            if not (res_a and res_b):
+                continue
+            for fname in ("im2col", "col2im"):
+                ta, tb = res_a.get(f"{fname}_s"), res_b.get(f"{fname}_s")
+                if not (ta and tb):
+                    continue
+                ga, gb = (f"{g:.2f}" if g else "view" for g in (res_a.get(f"{fname}_gbps"), res_b.get(f"{fname}_gbps")))
+                print(f"{row_a['layer']:<20} {impl:<10} {fname:<7} {ta * 1e3:>9.3f} {tb * 1e3:>9.3f} {ga:>8} {gb:>8} "
+                      f"{ta / tb:>9.2f}x")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true",
@@ -424,7 +464,11 @@ def main(argv=None):
     p.add_argument("--json", default=None, help="also write the results here")
     p.add_argument("--markdown", default=None, help="also write the header and tables here")
     p.add_argument("--plot", default=None, help="PNG of GB/s per implementation per layer (needs matplotlib)")
+    p.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"), default=None,
+                   help="print two runs' --json side by side, with the ratio of their speeds, and exit")
     args = p.parse_args(argv)
+    if args.compare:
+        return compare(*args.compare)
     repeat = args.repeat or (3 if args.quick else 5)
     min_time = 0.05 if args.quick else 0.2
     wanted = [name.strip() for name in args.impls.split(",") if name.strip()]
@@ -469,6 +513,11 @@ def main(argv=None):
     # time it here as another implementation on CuPy arrays, synchronising the device per call.
 
     rows = [measure_layer(impls, name, *geo, repeat, min_time, args.loop_max) for name, *geo in suite]
+    for row in rows:  # each result as a fraction of the ceiling, for comparing machines
+        for res in filter(None, row["results"].values()):
+            for fname in ("im2col", "col2im"):
+                gbps = res.get(f"{fname}_gbps")
+                res[f"{fname}_copy_fraction"] = gbps / copy_gbps if gbps else None
     if hasattr(os, "getloadavg"):  # other work on the machine skews every number below
         header.append("load average (1, 5, 15 min) after the run: " + ", ".join(f"{v:.2f}" for v in os.getloadavg()))
     header += ["", f"float32, median of {repeat} rounds (loop: at most 3, one call each); GB/s = (image bytes + "
@@ -487,7 +536,7 @@ def main(argv=None):
         print(f"wrote {args.markdown}", file=sys.stderr)
     if args.plot:
         plot(args.plot, rows, list(impls), copy_gbps)
-    write_json(args.json, {"quick": args.quick, "repeat": repeat, "dtype": "float32",
+    write_json(args.json, {"machine": machine_info(), "quick": args.quick, "repeat": repeat, "dtype": "float32",
                            "implementations": list(impls), "rejected": dict(rejected), "copy_gbps": copy_gbps,
                            "copy_mib": copy_mib, "numba_first_call": first, "loop_max": args.loop_max,
                            "header": header, "rows": rows})

@@ -110,3 +110,22 @@ def test_a_kernel_that_breaks_the_contract_is_rejected_and_not_timed(tmp_path, c
     data = json.loads(out_json.read_text())
     assert "wrong" not in data["rows"][0]["results"] and list(data["rejected"]) == [str(tmp_path / "wrong.py")]
     assert "wrong ms" not in captured.out and "rejected (not timed)" in captured.out
+
+
+def test_json_records_the_machine_and_spread_and_compare_prints_two_runs_side_by_side(tmp_path, capsys):
+    paths = [tmp_path / "a.json", tmp_path / "b.json"]
+    for path in paths:
+        bench_im2col.main(["--quick", "--layers", "LeNet conv2", "--repeat", "2", "--impls", "numpy",
+                           "--json", str(path)])
+    data = json.loads(paths[0].read_text())
+    assert {"cpu", "logical_cpus", "blas", "numpy", "minidl", "threads"} <= set(data["machine"])
+    res = data["rows"][0]["results"]["numpy"]
+    assert res["im2col_min_s"] <= res["im2col_s"] <= res["im2col_max_s"]
+    assert res["col2im_copy_fraction"] == pytest.approx(res["col2im_gbps"] / data["copy_gbps"])
+    capsys.readouterr()
+    bench_im2col.main(["--compare", str(paths[0]), str(paths[1])])
+    out = capsys.readouterr().out
+    b = json.loads(paths[1].read_text())["rows"][0]["results"]["numpy"]
+    ratio = res["col2im_s"] / b["col2im_s"]
+    assert re.search(rf"LeNet conv2 +numpy +col2im .* {ratio:.2f}x", out), out
+    assert out.startswith(f"a: {paths[0]}: ") and "copy bandwidth" in out
