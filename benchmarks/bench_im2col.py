@@ -19,6 +19,11 @@ of the batch size (VGG 3x3) and of the channel count (a 28x28 3x3 layer):
   it must pass `check_contract` on every case of ``CONTRACT_CASES`` in float32 and float64; one
   that fails is reported with its first wrong index and is not timed.
 
+- ``torch``: PyTorch's ``torch.nn.functional.unfold`` and ``fold``, when PyTorch is installed
+  (``--no-torch`` leaves it out). They have minidl's layout (N, C*kh*kw, OH*OW), rows (c, i, j). They
+  run in a process of their own, as every comparison with another framework here does. That
+  process checks them against minidl's NumPy reference on every layer before timing them.
+
 For each: the median time, the effective bandwidth ``(bytes read + bytes written) / time``
 counting the least traffic the operation needs (the image once and the columns once, for
 either direction; padding and the reference's read-modify-write passes are not counted),
@@ -45,7 +50,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # _common first, before NumPy loads: it sets this process's threads
-from _common import machine_header, machine_info, median_time, round_times, write_json  # noqa: E402
+from _common import (SIDE, machine_header, machine_info, median_time, report_side, round_times,  # noqa: E402
+                     run_side, side_header, write_json)
 import numpy as np  # noqa: E402
 
 from bench_conv import SUITE  # noqa: E402
@@ -416,6 +422,50 @@ def plot(path, rows, impls, copy_gbps):
     print(f"wrote {path}", file=sys.stderr)
 
 
+def torch_child(suite, repeat, min_time):
+    """In the PyTorch process: per layer, unfold's and fold's times, or why they were not timed.
+    The inputs are drawn as measure_layer draws them, and checked against minidl's NumPy
+    reference (NumPy code: it starts no threads) before any timing."""
+    import torch
+    import torch.nn.functional as F
+
+    out = {}
+    for name, shape, kernel, stride, padding, dilation in suite:
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal(shape, dtype=np.float32)
+        ref_col = numpy_impl.im2col(x, kernel, stride, padding, dilation)
+        g = rng.standard_normal(ref_col.shape, dtype=np.float32)
+        ref_img = numpy_impl.col2im(g, shape, kernel, stride, padding, dilation)
+        xt, gt = torch.from_numpy(x), torch.from_numpy(g)
+        geometry = {"kernel_size": kernel, "dilation": dilation, "padding": padding, "stride": stride}
+        col, img = F.unfold(xt, **geometry).numpy(), F.fold(gt, shape[2:], **geometry).numpy()
+        if col.shape != ref_col.shape or not np.array_equal(col, ref_col):
+            out[name] = {"rejected": "unfold differs from minidl's im2col"}
+            continue
+        if not np.allclose(img, ref_img, rtol=1e-6, atol=1e-6):
+            out[name] = {"rejected": "fold differs from minidl's col2im"}
+            continue
+        res = {}
+        for fname, fn in (("im2col", lambda: F.unfold(xt, **geometry)),
+                          ("col2im", lambda: F.fold(gt, shape[2:], **geometry))):
+            rounds = round_times(fn, repeat=repeat, min_time=min_time)
+            res[f"{fname}_s"], res[f"{fname}_min_s"], res[f"{fname}_max_s"] = (statistics.median(rounds),
+                                                                               min(rounds), max(rounds))
+        out[name] = res
+    return {"header": side_header(torch), "layers": out}
+
+
+def add_torch_results(rows, torch_run):
+    """Put the PyTorch process's times into ``rows``, with GB/s counted as for the others."""
+    for row in rows:
+        res = torch_run["layers"].get(row["layer"])
+        if res is None or "rejected" in res:
+            sys.exit(f"bench_im2col: torch {res['rejected'] if res else 'gave no result'} on {row['layer']}")
+        for fname in ("im2col", "col2im"):
+            res[f"{fname}_gbps"] = row["bytes_moved"] / res[f"{fname}_s"] / 1e9
+        row["results"]["torch"] = {**res, "im2col_view": False, "extrapolated_from_batch": None}
+
+
 def compare(path_a, path_b):
     """Print two runs' JSON side by side: per layer and implementation found in both, each one's
     median time and GB/s, and b's speed relative to a's (over 1: b is faster)."""
@@ -464,11 +514,15 @@ def main(argv=None):
     p.add_argument("--json", default=None, help="also write the results here")
     p.add_argument("--markdown", default=None, help="also write the header and tables here")
     p.add_argument("--plot", default=None, help="PNG of GB/s per implementation per layer (needs matplotlib)")
+    p.add_argument("--no-torch", action="store_true", help="leave PyTorch's unfold/fold out")
     p.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"), default=None,
                    help="print two runs' --json side by side, with the ratio of their speeds, and exit")
     args = p.parse_args(argv)
     if args.compare:
         return compare(*args.compare)
+    if SIDE == "torch":  # the PyTorch process that main started below
+        repeat = args.repeat or (3 if args.quick else 5)
+        return report_side(torch_child(build_suite(args.quick, args.layers), repeat, 0.05 if args.quick else 0.2))
     repeat = args.repeat or (3 if args.quick else 5)
     min_time = 0.05 if args.quick else 0.2
     wanted = [name.strip() for name in args.impls.split(",") if name.strip()]
@@ -513,6 +567,12 @@ def main(argv=None):
     # time it here as another implementation on CuPy arrays, synchronising the device per call.
 
     rows = [measure_layer(impls, name, *geo, repeat, min_time, args.loop_max) for name, *geo in suite]
+    if not args.no_torch and importlib.util.find_spec("torch") is not None:
+        forwarded = [a for a in (argv if argv is not None else sys.argv[1:])]
+        torch_run = run_side(os.path.abspath(__file__), "torch", forwarded)
+        add_torch_results(rows, torch_run)
+        impls["torch"] = None
+        header.append(f"torch process: {torch_run['header']}")
     for row in rows:  # each result as a fraction of the ceiling, for comparing machines
         for res in filter(None, row["results"].values()):
             for fname in ("im2col", "col2im"):

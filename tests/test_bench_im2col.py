@@ -38,7 +38,7 @@ def test_loop_version_matches_reference(shape, kernel, stride, padding, dilation
 
 def test_quick_run_writes_json_and_markdown(tmp_path, capsys):
     out_json, out_md = tmp_path / "im2col.json", tmp_path / "im2col.md"
-    bench_im2col.main(["--quick", "--layers", "LeNet conv2", "--repeat", "1", "--loop-max", "20000",
+    bench_im2col.main(["--quick", "--no-torch", "--layers", "LeNet conv2", "--repeat", "1", "--loop-max", "20000",
                        "--json", str(out_json), "--markdown", str(out_md)])
     data = json.loads(out_json.read_text())
     assert [row["layer"] for row in data["rows"]] == ["LeNet conv2"]
@@ -59,7 +59,7 @@ def test_mismatch_aborts(monkeypatch):
 
     monkeypatch.setattr(bench_im2col, "loop_im2col", wrong)
     with pytest.raises(SystemExit, match="loop im2col differs"):
-        bench_im2col.main(["--quick", "--layers", "LeNet conv2", "--impls", "loop,numpy", "--repeat", "1",
+        bench_im2col.main(["--quick", "--no-torch", "--layers", "LeNet conv2", "--impls", "loop,numpy", "--repeat", "1",
                            "--loop-max", "20000"])
 
 
@@ -68,7 +68,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def test_your_own_kernel_is_checked_then_timed_next_to_the_others(tmp_path, capsys):
     out_json = tmp_path / "im2col.json"
-    bench_im2col.main(["--quick", "--layers", "LeNet conv2", "--repeat", "1", "--impls", "numpy",
+    bench_im2col.main(["--quick", "--no-torch", "--layers", "LeNet conv2", "--repeat", "1", "--impls", "numpy",
                        "--impl", os.path.join(ROOT, "examples", "my_im2col.py"), "--json", str(out_json)])
     out = capsys.readouterr().out
     assert "--impl" in out and "passed the contract check on every case, float32 and float64" in out
@@ -103,7 +103,7 @@ def test_a_kernel_that_breaks_the_contract_is_rejected_and_not_timed(tmp_path, c
     (tmp_path / "wrong.py").write_text(body)
     out_json = tmp_path / "im2col.json"
     with pytest.raises(SystemExit, match="1 --impl rejected"):
-        bench_im2col.main(["--quick", "--layers", "LeNet conv2", "--repeat", "1", "--impls", "numpy",
+        bench_im2col.main(["--quick", "--no-torch", "--layers", "LeNet conv2", "--repeat", "1", "--impls", "numpy",
                            "--impl", str(tmp_path / "wrong.py"), "--json", str(out_json)])
     captured = capsys.readouterr()
     assert re.search("rejected, not timed: " + expected, captured.err), captured.err
@@ -115,7 +115,7 @@ def test_a_kernel_that_breaks_the_contract_is_rejected_and_not_timed(tmp_path, c
 def test_json_records_the_machine_and_spread_and_compare_prints_two_runs_side_by_side(tmp_path, capsys):
     paths = [tmp_path / "a.json", tmp_path / "b.json"]
     for path in paths:
-        bench_im2col.main(["--quick", "--layers", "LeNet conv2", "--repeat", "2", "--impls", "numpy",
+        bench_im2col.main(["--quick", "--no-torch", "--layers", "LeNet conv2", "--repeat", "2", "--impls", "numpy",
                            "--json", str(path)])
     data = json.loads(paths[0].read_text())
     assert {"cpu", "logical_cpus", "blas", "numpy", "minidl", "threads"} <= set(data["machine"])
@@ -129,3 +129,20 @@ def test_json_records_the_machine_and_spread_and_compare_prints_two_runs_side_by
     ratio = res["col2im_s"] / b["col2im_s"]
     assert re.search(rf"LeNet conv2 +numpy +col2im .* {ratio:.2f}x", out), out
     assert out.startswith(f"a: {paths[0]}: ") and "copy bandwidth" in out
+
+
+def test_pytorchs_unfold_and_fold_are_a_column_timed_in_their_own_process(tmp_path, capsys, torch):
+    out_json = tmp_path / "im2col.json"
+    bench_im2col.main(["--quick", "--layers", "LeNet conv2", "--repeat", "1", "--impls", "numpy",
+                       "--json", str(out_json)])
+    data = json.loads(out_json.read_text())
+    res = data["rows"][0]["results"]["torch"]
+    assert res["im2col_s"] > 0 and res["col2im_gbps"] > 0 and res["im2col_min_s"] <= res["im2col_s"]
+    assert "torch" in data["implementations"] and "torch ms" in capsys.readouterr().out
+    assert "torch process: torch 2" in "\n".join(data["header"])
+
+
+def test_the_pytorch_process_checks_unfold_against_the_reference(torch):
+    suite = bench_im2col.build_suite(True, "LeNet conv2")
+    run = bench_im2col.torch_child(suite, repeat=1, min_time=0.001)
+    assert set(run["layers"]["LeNet conv2"]) >= {"im2col_s", "col2im_s"}
