@@ -146,3 +146,15 @@ def test_the_pytorch_process_checks_unfold_against_the_reference(torch):
     suite = bench_im2col.build_suite(True, "LeNet conv2")
     run = bench_im2col.torch_child(suite, repeat=1, min_time=0.001)
     assert set(run["layers"]["LeNet conv2"]) >= {"im2col_s", "col2im_s"}
+
+
+def test_plot_draws_a_panel_per_implementation(tmp_path):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "roofline.png"
+    bench_im2col.main(["--quick", "--no-torch", "--layers", "LeNet conv2,C=16", "--repeat", "1", "--impls",
+                       "numpy", "--impl", os.path.join(ROOT, "examples", "my_im2col.py"), "--plot", str(out)])
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    from matplotlib.image import imread
+
+    height, width = imread(str(out)).shape[:2]
+    assert height > width / 2  # two panels stacked: numpy's and my_im2col's
