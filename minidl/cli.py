@@ -218,6 +218,11 @@ def _train(args):
 
     if distributed.launched_world_size() > 1:
         distributed.init()
+        if distributed.world_size() != distributed.launched_world_size():
+            raise distributed.DistributedError(
+                f"the launcher started {distributed.launched_world_size()} processes, but MPI sees a world of "
+                f"{distributed.world_size()}: mpiexec belongs to another MPI than the one mpi4py was built with; "
+                f"use the mpiexec of the mpi extra (MPICH), or rebuild mpi4py for yours")
     lead = distributed.rank() == 0  # rank 0 prints and writes for a data-parallel job
     if args.kernels:
         mdl.config.kernels = args.kernels

@@ -222,7 +222,7 @@ class Trainer:
     files; the others' ``out`` only names them. At the start the ranks check that they agree on the
     model, the optimizer, the data and ``config``, and take rank 0's weights. Dropout on each rank
     draws from a generator seeded by (loader seed, epoch, step, rank), so the ranks draw independent
-    masks and a resumed run continues the same draws on any number of ranks.
+    masks and a run resumed on as many ranks continues the same draws.
     """
 
     eval_name = "val"  # the prefix of the evaluation's entries in the history
@@ -357,6 +357,8 @@ class Trainer:
         self.first_loss = losses["first"]
         self.recent_losses = deque(losses["recent"], maxlen=DIVERGENCE_WINDOW)
         self.train_loader.seed = int(seed)
+        if self.train_loader.sampler is not None:  # its order is the run's, as a shuffling loader's is
+            self.train_loader.sampler.seed = int(seed)
         random.set_rng_state(rng)
 
     # --- training ------------------------------------------------------------------------
@@ -391,6 +393,8 @@ class Trainer:
                                                      for g in opt.param_groups],
             "the batch size per rank": self.train_loader.batch_size, "the batches per epoch": len(self.train_loader),
             "the examples": len(self.train_loader.dataset), "the loader's seed": self.train_loader.seed,
+            "the sampler (seed, shuffle)": [self.train_loader.sampler.seed, self.train_loader.sampler.shuffle],
+            "the gradient transport": distributed.gradient_transport(self.device),
             "the epochs": self.epochs, "the position (epoch, step)": [self.epoch, self.step]})
         distributed.broadcast_parameters(self.model)
 
@@ -665,10 +669,14 @@ class CommandRun(Trainer):
     def __init__(self, config, out, model, progress=True):
         world, device = distributed.world_size(), config["device"]
         if config["batch_size"] % world:
-            raise ValueError(f"--batch-size {config['batch_size']} is the whole batch, split evenly over the "
-                             f"{world} ranks; choose a multiple of {world}")
+            raise ValueError(f"the batch size {config['batch_size']} is the whole batch, split evenly over the "
+                             f"{world} ranks; choose a --batch-size that {world} divides, or (resuming a run) a "
+                             f"number of ranks that divides {config['batch_size']}")
         if world > 1 and device == "cuda":
             device = f"cuda:{distributed.local_rank()}"
+        if world > 1 and device.startswith("cuda"):
+            # The rank's GPU current, for NCCL's communicator and stream and CuPy's temporaries.
+            backend.cupy().cuda.Device(backend.parse_device(device)[1]).use()
         if distributed.rank() != 0:
             distributed.barrier()  # rank 0 fetches and verifies the files first
         self.train_set, self.test_set = load_datasets(config["dataset"], config.get("data_root"),
@@ -707,7 +715,9 @@ class _StopRequests:
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self):
-        self.signum, self._previous = None, {}
+        # signum: the signal the run stops on (in a data-parallel run possibly another rank's);
+        # received: whether this process got one itself, which makes its next one a second.
+        self.signum, self.received, self._previous = None, False, {}
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
@@ -719,9 +729,11 @@ class _StopRequests:
             signal.signal(s, handler)
 
     def _handle(self, signum, frame):
-        if self.signum is not None:
+        if self.received:
             raise Interrupted(signum, None)
-        self.signum = signum
+        self.received = True
+        if self.signum is None:
+            self.signum = signum
         if distributed.rank() == 0:  # mpiexec passes a Ctrl-C to every rank
             print(f"\n{signal.Signals(signum).name}: stopping after this step, with a checkpoint "
                   "(again to stop at once, without one)", file=sys.stderr, flush=True)

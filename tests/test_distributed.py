@@ -60,6 +60,19 @@ def test_ranks_on_one_machine_share_its_cores(monkeypatch):
     assert threads.configure_process() is False and os.environ["OMP_NUM_THREADS"] == "3"
 
 
+def test_a_ranks_own_signal_after_the_agreed_one_is_not_a_second_signal():
+    """The ranks agree on the signal another rank got; this rank's own, arriving later, must not
+    count as the second signal that stops at once without a checkpoint."""
+    from minidl.training import Interrupted, _agree, _StopRequests
+
+    stop = _StopRequests()
+    assert _agree(stop, np.array([1.0, 0.0])) == signal.SIGINT and stop.signum == signal.SIGINT
+    stop._handle(signal.SIGINT, None)  # this rank's own Ctrl-C, a moment later: the first it got
+    with pytest.raises(Interrupted):
+        stop._handle(signal.SIGINT, None)  # a second one: stop at once
+    assert _agree(_StopRequests(), np.array([0.0, 0.0])) is None
+
+
 def test_init_without_mpi4py_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "mpi4py", None)
     with pytest.raises(ImportError, match=r"needs mpi4py.*\[mpi\]"):
@@ -180,6 +193,17 @@ def start(command, environment):
                             cwd=ROOT, start_new_session=True)
 
 
+def readline(job, timeout=60):
+    """The job's next line of output, failing instead of waiting for ever."""
+    import selectors
+
+    with selectors.DefaultSelector() as waiting:
+        waiting.register(job.stdout, selectors.EVENT_READ)
+        if not waiting.select(timeout):
+            pytest.fail(f"no output from the job in {timeout} s")
+    return job.stdout.readline()
+
+
 def stop(job):
     """End whatever is left of ``job``: ranks that hang in a collective call spin on the cores."""
     try:
@@ -269,8 +293,8 @@ def test_two_ranks_learn_what_one_process_learns(tmp_path, two_rank_run):
     assert 0 < difference < 1e-4
     rows = [[json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()]
             for d in (two, tmp_path / "one")]
-    for a, b in zip(*rows):
-        assert a["train_acc"] == b["train_acc"] and a["test_acc"] == b["test_acc"]
+    for a, b in zip(*rows):  # a rounding difference may move an image across a decision boundary, rarely
+        assert abs(a["train_acc"] - b["train_acc"]) <= 2 / 6400 and abs(a["test_acc"] - b["test_acc"]) <= 2 / 640
         assert abs(a["train_loss"] - b["train_loss"]) < 1e-5 * b["train_loss"]
     assert rows[0][-1]["test_acc"] > 0.9
     # Rank 0 alone speaks: one first line naming the ranks, one line per epoch.
@@ -301,8 +325,8 @@ def test_ctrl_c_stops_every_rank_at_one_step_and_the_checkpoint_resumes_exactly(
     job = start([_mpiexec(), "-n", "2", sys.executable, JOBS, "train", *TRAIN, "--out", str(tmp_path / "run")],
                 environment)
     try:
-        assert "on 2 MPI ranks" in job.stdout.readline()
-        assert job.stdout.readline().startswith("epoch   1")
+        assert "on 2 MPI ranks" in readline(job)
+        assert readline(job).startswith("epoch   1")
         job.send_signal(signal.SIGINT)  # in epoch 2 of 3
         out, err = job.communicate(timeout=60)
     finally:

@@ -115,7 +115,8 @@ class DataLoader:
 
 def _draws_random(dataset):
     """Whether ``dataset`` (or a dataset it is made of: a Subset's, a ConcatDataset's) has a random
-    transform."""
+    transform (``transform.random``). A dataset whose own ``get_batch`` draws from ``rng`` is not
+    seen here: under a sampler its ranks would draw for their shares alike."""
     if getattr(getattr(dataset, "transform", None), "random", False):
         return True
     inner = [getattr(dataset, "dataset", None)] + list(getattr(dataset, "datasets", None) or [])
