@@ -506,11 +506,11 @@ class Trainer:
         return value, _correct(out, y), len(y)
 
     def _parallel_step(self, x, y, stop):
-        """`_one_step` on this rank's share of the batch, with the loss, the count of right answers,
-        the size and a stop request summed over the ranks first (every rank decides alike, and the
-        signal agreed on is returned last), then
-        the gradients averaged, weighted by each rank's examples. A rank with no examples (the
-        last batch of an epoch can be smaller than the number of ranks) only takes part."""
+        """`_one_step` on this rank's share of the batch. The loss, the count of right answers, the
+        size and the stop requests are summed over the ranks first, so every rank decides alike
+        (the signal agreed on is returned last); then the gradients are averaged, weighted by each
+        rank's examples. A rank with no examples (the last batch of an epoch can be smaller than
+        the number of ranks) only takes part."""
         n = len(y)
         random.manual_seed(_stream_seed(self.train_loader.seed, self.epoch, self.step, distributed.rank()))
         self.optimizer.zero_grad()
