@@ -21,8 +21,9 @@ of the batch size (VGG 3x3) and of the channel count (a 28x28 3x3 layer):
 
 - ``torch``: PyTorch's ``torch.nn.functional.unfold`` and ``fold``, when PyTorch is installed
   (``--no-torch`` leaves it out). They have minidl's layout (N, C*kh*kw, OH*OW), rows (c, i, j). They
-  run in a process of their own, as every comparison with another framework here does. That
-  process checks them against minidl's NumPy reference on every layer before timing them.
+  run in processes of their own, as every comparison with another framework here does, one before
+  minidl's timings and one after. Each checks them against minidl's NumPy reference on every layer
+  before timing them.
 
 For each: the median time, the effective bandwidth ``(bytes read + bytes written) / time``
 counting the least traffic the operation needs (the image once and the columns once, for
@@ -467,13 +468,19 @@ def torch_child(suite, repeat, min_time):
     return {"header": side_header(torch), "layers": out}
 
 
-def add_torch_results(rows, torch_run):
-    """Put the PyTorch process's times into ``rows``, with GB/s counted as for the others."""
+def add_torch_results(rows, torch_runs):
+    """Put the PyTorch processes' times into ``rows``: per layer the median of their medians, the
+    least minimum and the greatest maximum, with GB/s counted as for the others."""
     for row in rows:
-        res = torch_run["layers"].get(row["layer"])
-        if res is None or "rejected" in res:
-            sys.exit(f"bench_im2col: torch {res['rejected'] if res else 'gave no result'} on {row['layer']}")
+        runs = [run["layers"].get(row["layer"]) for run in torch_runs]
+        bad = next((r for r in runs if r is None or "rejected" in r), False)
+        if bad is not False:
+            sys.exit(f"bench_im2col: torch {bad['rejected'] if bad else 'gave no result'} on {row['layer']}")
+        res = {}
         for fname in ("im2col", "col2im"):
+            res[f"{fname}_s"] = statistics.median(r[f"{fname}_s"] for r in runs)
+            res[f"{fname}_min_s"] = min(r[f"{fname}_min_s"] for r in runs)
+            res[f"{fname}_max_s"] = max(r[f"{fname}_max_s"] for r in runs)
             res[f"{fname}_gbps"] = row["bytes_moved"] / res[f"{fname}_s"] / 1e9
         row["results"]["torch"] = {**res, "im2col_view": False, "extrapolated_from_batch": None}
 
@@ -579,13 +586,18 @@ def main(argv=None):
     # CUDA: minidl has no CUDA im2col/col2im yet (see minidl/kernels/__init__.py); when it does,
     # time it here as another implementation on CuPy arrays, synchronising the device per call.
 
+    # PyTorch's process runs before and after minidl's measurements, so a slow spell of the
+    # machine falls on both sides.
+    with_torch = not args.no_torch and importlib.util.find_spec("torch") is not None
+    forwarded = list(argv if argv is not None else sys.argv[1:])
+    torch_runs = [run_side(os.path.abspath(__file__), "torch", forwarded)] if with_torch else []
     rows = [measure_layer(impls, name, *geo, repeat, min_time, args.loop_max) for name, *geo in suite]
-    if not args.no_torch and importlib.util.find_spec("torch") is not None:
-        forwarded = [a for a in (argv if argv is not None else sys.argv[1:])]
-        torch_run = run_side(os.path.abspath(__file__), "torch", forwarded)
-        add_torch_results(rows, torch_run)
+    if with_torch:
+        torch_runs.append(run_side(os.path.abspath(__file__), "torch", forwarded))
+        add_torch_results(rows, torch_runs)
         impls["torch"] = None
-        header.append(f"torch process: {torch_run['header']}")
+        header.append(f"torch processes (before and after minidl's timings; medians of their medians): "
+                      f"{torch_runs[0]['header']}")
     for row in rows:  # each result as a fraction of the ceiling, for comparing machines
         for res in filter(None, row["results"].values()):
             for fname in ("im2col", "col2im"):

@@ -139,7 +139,8 @@ def test_pytorchs_unfold_and_fold_are_a_column_timed_in_their_own_process(tmp_pa
     res = data["rows"][0]["results"]["torch"]
     assert res["im2col_s"] > 0 and res["col2im_gbps"] > 0 and res["im2col_min_s"] <= res["im2col_s"]
     assert "torch" in data["implementations"] and "torch ms" in capsys.readouterr().out
-    assert "torch process: torch 2" in "\n".join(data["header"])
+    assert "torch processes (before and after minidl's timings; medians of their medians): torch 2" in \
+        "\n".join(data["header"])
 
 
 def test_the_pytorch_process_checks_unfold_against_the_reference(torch):
