@@ -25,6 +25,7 @@ is assumed to have one core to itself, as here. ``--bandwidths`` and ``--latency
     python benchmarks/bench_distributed.py [--batch-sizes 64 256] [--steps 60] [--rounds 3] [--json out.json]
 """
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -32,11 +33,9 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import USER_ENVIRONMENT, machine_header, report_side, write_json  # noqa: E402  (before NumPy)
-import json  # noqa: E402
+import numpy as np
 
-import numpy as np  # noqa: E402
+from minidl.bench.common import environment_for, machine_header, report_side, run_script, side_header, write_json
 
 WARMUP = 5
 SETUPS = {  # name: (ranks, threads per rank)
@@ -125,13 +124,11 @@ def child(args):
     sizes = sorted({s for b in args.batch_sizes for s in (shares(b) if args.shares else [b])})
     results = {str(b): measure(b, args.steps) for b in sizes}
     if distributed.rank() == 0:
-        from _common import side_header
-
         report_side({"header": side_header(), "results": results})
 
 
 def run_setup(ranks, threads, args):
-    environment = dict(USER_ENVIRONMENT, OMP_NUM_THREADS=str(threads), MINIDL_BENCH_SIDE="minidl")
+    environment = environment_for("minidl", OMP_NUM_THREADS=str(threads))
     command = [sys.executable, os.path.abspath(__file__), "--child", "--steps", str(args.steps), "--batch-sizes",
                *map(str, args.batch_sizes)] + (["--shares"] if (ranks, threads) == (1, 1) else [])
     if ranks > 1:
@@ -233,4 +230,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(__file__, main))

@@ -21,14 +21,13 @@ import os
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
-# _common first, before NumPy loads: it sets this process's threads
-from _common import SIDE, machine_header, report_side, run_sides, side_header, try_import_torch, write_json  # noqa: E402,I001
-import numpy as np  # noqa: E402
+import numpy as np
 
-import minidl as mdl  # noqa: E402
+import minidl as mdl
+from minidl.bench.common import (machine_header, measured_side, report_side, run_script, run_sides, side_header,
+                                 try_import_torch, write_json)
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
 from gradcases import all_cases  # noqa: E402
 from gradmutants import KINDS, changes_gradient, mutant, mutants_of  # noqa: E402
 
@@ -126,9 +125,10 @@ def main():
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
 
-    if SIDE is not None:
-        header = side_header(try_import_torch() if SIDE == "torch" else None)
-        report_side({"header": header, "results": measure(SIDE, args.seeds)})
+    side = measured_side()
+    if side is not None:
+        header = side_header(try_import_torch() if side == "torch" else None)
+        report_side({"header": header, "results": measure(side, args.seeds)})
         return
 
     print("\n".join(machine_header()))
@@ -166,4 +166,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(__file__, main))

@@ -23,10 +23,10 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-# _common first, before NumPy loads: it sets this process's threads (minidl's side only)
-from _common import (SIDE, machine_header, report_side, run_sides, side_header, torch_lenet5,  # noqa: E402
-                     try_import_torch, write_json)
+from minidl.bench.common import (machine_header, measured_side, report_side, run_script, run_sides, side_header,
+                                 torch_lenet5, try_import_torch, write_json)
+
+SIDE = measured_side()  # "minidl" or "torch" in a process that run_sides started, else None
 
 TARGET = 0.99
 
@@ -144,4 +144,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(__file__, main))

@@ -24,12 +24,13 @@ import statistics
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-# _common first, before NumPy loads: it sets this process's threads
-from _common import (SIDE, Device, add_device_option, gpu_times, machine_header, report_side,  # noqa: E402
-                     run_side, select_device, side_header, start_cuda_report, torch_lenet5, try_import_torch,
-                     write_json)
-import numpy as np  # noqa: E402
+import numpy as np
+
+from minidl.bench.common import (Device, add_device_option, gpu_times, machine_header, measured_side, report_side,
+                                 run_script, run_side, select_device, side_header, start_cuda_report, torch_lenet5,
+                                 try_import_torch, write_json)
+
+SIDE = measured_side()  # "minidl" or "torch" in a process that run_side started, else None
 
 
 CASES = {  # name: (batch, input shape, classes)
@@ -292,4 +293,4 @@ def main_cuda(args, device, extra):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(__file__, main))

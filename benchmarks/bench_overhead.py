@@ -15,11 +15,12 @@ import os
 import statistics
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-# _common first, before NumPy loads: it sets this process's threads
-from _common import (SIDE, machine_header, median_time, report_side, run_sides, side_header,  # noqa: E402
-                     try_import_torch, write_json)
-import numpy as np  # noqa: E402
+import numpy as np
+
+from minidl.bench.common import (machine_header, measured_side, median_time, report_side, run_script, run_sides,
+                                 side_header, try_import_torch, write_json)
+
+SIDE = measured_side()  # "minidl" or "torch" in a process that run_sides started, else None
 
 
 def operands(size):
@@ -117,4 +118,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(__file__, main))

@@ -1,10 +1,11 @@
-"""The ``minidl`` command: train, eval, summary, predict and export.
+"""The ``minidl`` command: train, eval, summary, predict, export and bench.
 
     minidl train lenet5 --dataset mnist
     minidl eval runs/latest/model.npz
     minidl summary lenet5
     minidl predict runs/latest/model.npz digit.png
     minidl export runs/latest/model.npz lenet5.onnx
+    minidl bench im2col --quick --impl my_im2col.py
 """
 import argparse
 import os
@@ -142,6 +143,14 @@ def _parser():
     x.add_argument("checkpoint", help="a model.npz (or checkpoint) of minidl train")
     x.add_argument("out", help="the file to write: NAME.onnx or NAME.safetensors (never an existing file)")
     x.add_argument("--opset", type=_positive_int, default=17, help="the ONNX opset (default 17)")
+
+    from minidl.bench import BENCHMARKS
+
+    b = sub.add_parser("bench", help="benchmarks: im2col kernels (yours too), convolutions, training, next to PyTorch",
+                       description="Run one of minidl's benchmarks; `minidl bench NAME --help` lists its options.")
+    b.add_argument("benchmark", choices=BENCHMARKS, help="im2col: im2col/col2im in GB/s against the copy bandwidth; "
+                   "conv: convolution layers; train: LeNet-5 training steps")
+    b.add_argument("options", nargs=argparse.REMAINDER, help="the benchmark's own options")
     return p
 
 
@@ -327,6 +336,12 @@ def _predict(args):
     return 0
 
 
+def _bench(args):
+    from minidl import bench
+
+    return bench.run(args.benchmark, args.options)
+
+
 def _export(args):
     from minidl import interop
     from minidl_models import load
@@ -348,10 +363,11 @@ def _export(args):
 
 def run():
     """The ``minidl`` command's entry point: this process's thread settings (in an MPI rank, its
-    share of the cores, for which the process starts again), then `main`."""
+    share of the cores, for which the process starts again), then `main`. ``minidl bench`` leaves
+    them alone: it measures in processes it starts, PyTorch's from the environment as it is."""
     from minidl.threads import configure_process
 
-    if configure_process():  # an MPI rank's share of the cores, which OpenBLAS reads when it loads
+    if sys.argv[1:2] != ["bench"] and configure_process():  # an MPI rank's share of the cores, read by OpenBLAS
         os.execv(sys.executable, sys.orig_argv)  # this command again, as it was started
     sys.exit(main())
 
@@ -385,7 +401,8 @@ def _dispatch(args):
     from minidl.training import Interrupted, TrainingError
 
     try:
-        commands = {"train": _train, "eval": _eval, "summary": _summary, "predict": _predict, "export": _export}
+        commands = {"train": _train, "eval": _eval, "summary": _summary, "predict": _predict, "export": _export,
+                    "bench": _bench}
         return commands[args.command](args)
     except Interrupted as e:
         if e.checkpoint is None and _in_parallel_job():  # a second signal: this rank stopped where it was

@@ -34,18 +34,27 @@ def configure_process():
     process (``os.execv``) gets the setting in full.
 
     Not here: OpenBLAS's ``OPENBLAS_THREAD_TIMEOUT``, which OpenBLAS reads when NumPy loads it, so
-    only a process that sets it before importing NumPy can use it (the benchmarks do, in
-    benchmarks/_common.py).
+    only a process that sets it before importing NumPy can use it (the benchmarks' processes
+    start with it, see ``minidl.bench``).
     """
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    settings = process_settings(os.environ)
+    os.environ.update(settings)
+    return "OMP_NUM_THREADS" in settings and "numpy" in sys.modules
+
+
+def process_settings(environ):
+    """The variables `configure_process` adds to the environment ``environ``, as a dict: those it
+    chooses and ``environ`` does not set. A process that starts another one with them
+    (``minidl bench``) passes them in the new process's environment instead."""
+    settings = {} if "OMP_WAIT_POLICY" in environ else {"OMP_WAIT_POLICY": "PASSIVE"}
     share = _threads_per_rank()
-    restart = share is not None and "OMP_NUM_THREADS" not in os.environ
-    if restart:
-        os.environ["OMP_NUM_THREADS"] = str(share)
-    first = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()  # "4,2" sets nested levels
-    if "NUMBA_NUM_THREADS" not in os.environ and first.isdigit() and int(first) > 0:
-        os.environ["NUMBA_NUM_THREADS"] = str(min(int(first), os.cpu_count() or 1))
-    return restart and "numpy" in sys.modules
+    if share is not None and "OMP_NUM_THREADS" not in environ:
+        settings["OMP_NUM_THREADS"] = str(share)
+    threads = settings.get("OMP_NUM_THREADS", environ.get("OMP_NUM_THREADS", ""))
+    first = threads.split(",")[0].strip()  # "4,2" sets nested levels
+    if "NUMBA_NUM_THREADS" not in environ and first.isdigit() and int(first) > 0:
+        settings["NUMBA_NUM_THREADS"] = str(min(int(first), os.cpu_count() or 1))
+    return settings
 
 
 def _threads_per_rank():

@@ -1,17 +1,20 @@
-"""benchmarks/bench_im2col.py: its teaching loop version agrees with the reference, and a
-quick run on one small layer writes valid JSON and markdown."""
+"""``minidl bench im2col`` (minidl/bench/im2col.py): its teaching loop version agrees with the
+reference; a quick run on one small layer writes valid JSON and markdown; a kernel of your own is
+held to the contract, then timed; PyTorch's unfold/fold are a column from processes of their own;
+and the installed command runs it all."""
 import json
 import os
 import re
+import shutil
+import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
-import bench_im2col  # noqa: E402
-
-from minidl.kernels import numpy_impl  # noqa: E402
+from minidl.bench import im2col as bench_im2col
+from minidl.bench.common import ADDED_VARIABLE
+from minidl.kernels import numpy_impl
 
 GEOMETRIES = [  # input shape, kernel, stride, padding, dilation
     ((2, 3, 7, 6), (3, 3), (1, 1), (0, 0), (1, 1)),
@@ -131,16 +134,46 @@ def test_json_records_the_machine_and_spread_and_compare_prints_two_runs_side_by
     assert out.startswith(f"a: {paths[0]}: ") and "copy bandwidth" in out
 
 
-def test_pytorchs_unfold_and_fold_are_a_column_timed_in_their_own_process(tmp_path, capsys, torch):
+# What minidl's processes add to the environment (minidl.bench.common.minidl_settings); a user
+# starts the command without them.
+THREAD_VARIABLES = ("OMP_WAIT_POLICY", "NUMBA_NUM_THREADS", "OPENBLAS_THREAD_TIMEOUT", ADDED_VARIABLE)
+
+
+def minidl_bench(*args, timeout=300):
+    """Run the installed ``minidl bench im2col`` as a user would, in a fresh environment."""
+    command = shutil.which("minidl") or shutil.which("minidl", path=os.path.dirname(sys.executable))
+    assert command, "the minidl command is not installed (pip install -e .)"
+    env = {k: v for k, v in os.environ.items() if k not in THREAD_VARIABLES}
+    return subprocess.run([command, "bench", "im2col", "--quick", "--layers", "LeNet conv2", "--repeat", "1",
+                           "--impls", "numpy", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_the_minidl_command_times_your_kernel_next_to_pytorchs_in_processes_of_their_own(tmp_path, torch):
     out_json = tmp_path / "im2col.json"
-    bench_im2col.main(["--quick", "--layers", "LeNet conv2", "--repeat", "1", "--impls", "numpy",
-                       "--json", str(out_json)])
+    done = minidl_bench("--impl", os.path.join("examples", "my_im2col.py"), "--json", str(out_json))
+    assert done.returncode == 0, done.stderr
+    table = [line for line in done.stdout.splitlines() if line.startswith("| LeNet conv2 |")]
+    assert len(table) == 2 and "my_im2col ms" in done.stdout and "torch ms" in done.stdout
     data = json.loads(out_json.read_text())
-    res = data["rows"][0]["results"]["torch"]
-    assert res["im2col_s"] > 0 and res["col2im_gbps"] > 0 and res["im2col_min_s"] <= res["im2col_s"]
-    assert "torch" in data["implementations"] and "torch ms" in capsys.readouterr().out
-    assert "torch processes (before and after minidl's timings; medians of their medians): torch 2" in \
-        "\n".join(data["header"])
+    res = data["rows"][0]["results"]
+    assert res["my_im2col"]["im2col_s"] > 0 and res["torch"]["im2col_s"] > 0 and res["torch"]["col2im_gbps"] > 0
+    assert res["torch"]["im2col_min_s"] <= res["torch"]["im2col_s"]
+    header = "\n".join(data["header"])
+    assert "torch processes (before and after minidl's timings; medians of their medians): torch 2" in header
+    # minidl measured with its thread settings; PyTorch from the environment as the user gave it
+    assert "thread settings: {" in header and "'OPENBLAS_THREAD_TIMEOUT': '4'" in header
+    assert header.split("torch processes")[1].split("\n")[0].endswith("thread settings: library defaults")
+    assert data["machine"]["threads"]["OMP_WAIT_POLICY"] == "PASSIVE"
+
+
+def test_the_minidl_command_rejects_a_wrong_kernel_with_its_first_wrong_index(tmp_path):
+    (tmp_path / "wrong.py").write_text(WRONG)
+    done = minidl_bench("--no-torch", "--impl", str(tmp_path / "wrong.py"))
+    assert done.returncode == 1
+    assert re.search(r"rejected, not timed: wrong im2col on the strided case, float32 .*: first wrong value at "
+                     r"index \(0, 4, 2\)", done.stderr), done.stderr
+    assert "wrong ms" not in done.stdout and "rejected (not timed)" in done.stdout
 
 
 def test_the_pytorch_process_checks_unfold_against_the_reference(torch):

@@ -1,4 +1,4 @@
-"""benchmarks/bench_train.py: each framework is timed in processes of its own, alternating, and the
+"""benchmarks/bench_train.py (`minidl bench train`): each framework is timed in processes of its own, alternating, and the
 PyTorch processes keep the thread settings the user started the benchmark with."""
 import json
 import os
@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-# What minidl's processes set (minidl.threads.configure_process, benchmarks/_common.py); this test's
-# own process has them, and the benchmark is started without them, as a user would start it.
-THREAD_VARIABLES = ("OMP_WAIT_POLICY", "NUMBA_NUM_THREADS", "OPENBLAS_THREAD_TIMEOUT")
+# What minidl's processes add to the environment (minidl.bench.common.minidl_settings); this test's
+# own process has some of them, and the benchmark is started without them, as a user would start it.
+THREAD_VARIABLES = ("OMP_WAIT_POLICY", "NUMBA_NUM_THREADS", "OPENBLAS_THREAD_TIMEOUT", "MINIDL_BENCH_ADDED")
 SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", "bench_train.py")
 
 

@@ -1,7 +1,15 @@
-"""What every benchmark shares: the process's thread settings, timing by median of repeats, a
-header naming the machine, and running each framework in a process of its own (`run_sides`); for
-the benchmarks that take ``--device``, the device they run on, timed between device
-synchronisations. Every benchmark imports this module first, before NumPy."""
+"""What every benchmark shares: the environment its processes start from, timing by median of
+repeats, a header naming the machine, and running each framework in a process of its own
+(`run_sides`); for the benchmarks that take ``--device``, the device they run on, timed between
+device synchronisations.
+
+The processes. A benchmark the user starts (``minidl bench NAME``, or a script in benchmarks/)
+does its work in a process of its own, started by `relaunch` with minidl's thread settings
+(`minidl_settings`): OpenBLAS and OpenMP read theirs once, when they load, so a process that has
+imported NumPy cannot change them any more. A process that measures PyTorch starts from the
+environment exactly as the user gave it (`user_environment`). Importing this module changes
+nothing: a process's environment is chosen when it is started.
+"""
 import json
 import os
 import platform
@@ -10,28 +18,13 @@ import subprocess
 import sys
 import time
 
-# The framework this process measures, when `run_sides` started it to measure one ("minidl" or
-# "torch"); None in a benchmark's own process.
-SIDE = os.environ.get("MINIDL_BENCH_SIDE")
-# The environment as the user started the benchmark, before the settings below: what each side's
-# process starts from.
-USER_ENVIRONMENT = dict(os.environ)
+import numpy as np
 
-# A process that runs minidl sets its threads as the `minidl` command does
-# (minidl.threads.configure_process), plus OpenBLAS's thread timeout, which OpenBLAS reads once when
-# NumPy loads it: by default its worker threads spin for 2**28 cycles (about 0.1 s) after each
-# GEMM, competing with any other thread pool on the cores (the Numba kernels' between two GEMMs).
-# A process that measures PyTorch is left as a PyTorch user's would be: OMP_WAIT_POLICY=PASSIVE
-# alone cost PyTorch 25-30% of its LeNet-5 throughput on 2 cores.
-if SIDE != "torch":
-    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
-
-import numpy as np  # noqa: E402
-
-if SIDE != "torch":
-    from minidl.threads import configure_process
-
-    configure_process()
+# The framework a process measures when `run_sides` started it to measure one ("minidl" or "torch").
+SIDE_VARIABLE = "MINIDL_BENCH_SIDE"
+# In a process started with minidl's settings, the names of the variables they added to the
+# user's environment, comma-separated: what `user_environment` takes away again.
+ADDED_VARIABLE = "MINIDL_BENCH_ADDED"
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS",
                     "OPENBLAS_THREAD_TIMEOUT", "OMP_WAIT_POLICY")
@@ -90,7 +83,7 @@ def machine_header(device=None):
     try:
         cfg = np.show_config(mode="dicts")
         blas = cfg.get("Build Dependencies", {}).get("blas", {})
-        lines.append(f"numpy BLAS: {blas.get('name', '?')} {blas.get('version', '')}")
+        lines.append(f"numpy BLAS: {blas.get('name', '?')} {blas.get('version', '')}, kernels for {blas_kernel() or '?'}")
     except (TypeError, AttributeError):
         pass
     try:
@@ -111,8 +104,8 @@ def machine_header(device=None):
 
 def machine_info():
     """The machine and software a report's numbers come from, as JSON-able values: the CPU model,
-    its logical CPUs, NumPy's BLAS with the kernel it chose for this CPU (OpenBLAS's "Haswell",
-    "SkylakeX", ...), the versions and the thread settings."""
+    its logical CPUs, NumPy's BLAS, the kernels it chose for this CPU (`blas_kernel`) and its build
+    configuration, the versions and the thread settings."""
     import minidl
 
     cpu = platform.processor() or platform.machine()
@@ -128,7 +121,8 @@ def machine_info():
     info = {"cpu": cpu, "logical_cpus": os.cpu_count(), "system": f"{platform.system()} {platform.release()}",
             "python": platform.python_version(), "numpy": np.__version__, "minidl": minidl.__version__,
             "blas": f"{blas.get('name', '?')} {blas.get('version', '')}".strip(),
-            "blas_configuration": blas.get("openblas configuration"), "threads": thread_settings()}
+            "blas_kernel": blas_kernel(), "blas_configuration": blas.get("openblas configuration"),
+            "threads": thread_settings()}
     try:
         import numba
 
@@ -136,6 +130,34 @@ def machine_info():
     except ImportError:
         info["numba"] = None
     return info
+
+
+def blas_kernel():
+    """The kernels NumPy's OpenBLAS chose for this CPU when it loaded ("Haswell", "SkylakeX", ...),
+    asked of the library itself: a build with DYNAMIC_ARCH carries kernels for many CPUs, and its
+    build configuration names only the one it was built on. None where NumPy's BLAS is not an
+    OpenBLAS or the loaded libraries cannot be listed (outside Linux)."""
+    import ctypes
+
+    try:
+        with open("/proc/self/maps") as f:
+            paths = sorted({line.split()[-1] for line in f if "openblas" in line.rsplit("/", 1)[-1].lower()})
+    except OSError:
+        return None
+    # numpy's wheels rename OpenBLAS's symbols (scipy_ prefix, 64_ suffix for 64-bit integers)
+    names = ("openblas_get_corename", "openblas_get_corename64_", "scipy_openblas_get_corename",
+             "scipy_openblas_get_corename64_")
+    for path in paths:
+        try:
+            library = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name in names:
+            corename = getattr(library, name, None)
+            if corename is not None:
+                corename.restype = ctypes.c_char_p
+                return corename().decode()
+    return None
 
 
 def thread_settings():
@@ -171,19 +193,88 @@ def torch_lenet5(torch, in_channels=1, classes=10):
                          nn.Tanh(), nn.Linear(84, classes))
 
 
-def run_side(script, side, args):
-    """Run ``script`` with ``args`` in a process that measures ``side`` ("minidl" or "torch"): it
-    starts from the environment the user started this benchmark with, and MINIDL_BENCH_SIDE tells
-    it its side. Returns the JSON object it printed last (`report_side`); RuntimeError with the
-    end of its stderr if it failed."""
-    done = subprocess.run([sys.executable, script, *args], env=dict(USER_ENVIRONMENT, MINIDL_BENCH_SIDE=side),
-                          capture_output=True, text=True)
+def measured_side():
+    """The framework this process measures for `run_sides` ("minidl" or "torch"); None in a
+    benchmark's own process."""
+    return os.environ.get(SIDE_VARIABLE)
+
+
+def minidl_settings(environ):
+    """The variables a process that runs minidl's side of a benchmark adds to ``environ``: those
+    of the ``minidl`` command (`minidl.threads.process_settings`), and OpenBLAS's thread timeout.
+    By default OpenBLAS's worker threads spin for 2**28 cycles (about 0.1 s) after each GEMM,
+    competing with any other thread pool on the cores (the Numba kernels' between two GEMMs)."""
+    from minidl.threads import process_settings
+
+    settings = process_settings(environ)
+    if "OPENBLAS_THREAD_TIMEOUT" not in environ:
+        settings["OPENBLAS_THREAD_TIMEOUT"] = "4"
+    return settings
+
+
+def user_environment():
+    """The environment as the user started the benchmark: this process's, without what minidl's
+    settings added to it and without the benchmark's own variables."""
+    added = set(filter(None, os.environ.get(ADDED_VARIABLE, "").split(","))) | {ADDED_VARIABLE, SIDE_VARIABLE}
+    return {k: v for k, v in os.environ.items() if k not in added}
+
+
+def environment_for(side=None, **overrides):
+    """The environment of a new benchmark process: a PyTorch process (``side="torch"``) gets the
+    user's own, as a PyTorch user's process would have it (OMP_WAIT_POLICY=PASSIVE alone cost
+    PyTorch 25-30% of its LeNet-5 throughput on 2 cores); any other gets minidl's settings on top.
+    ``overrides`` are variables set before minidl's settings are chosen (``OMP_NUM_THREADS="1"``)."""
+    env = {**user_environment(), **overrides}
+    if side != "torch":
+        settings = minidl_settings(env)
+        env.update(settings)
+        env[ADDED_VARIABLE] = ",".join(settings)
+    if side is not None:
+        env[SIDE_VARIABLE] = side
+    return env
+
+
+def started_for_benchmark():
+    """Whether this process was started by `relaunch` or `run_sides`, with the environment it needs."""
+    return SIDE_VARIABLE in os.environ or ADDED_VARIABLE in os.environ
+
+
+def command_for(target):
+    """The command line that runs ``target``: a script's path (``*.py``), or the name of one of
+    ``minidl bench``'s benchmarks."""
+    return [sys.executable, target] if target.endswith(".py") else [sys.executable, "-m", "minidl.bench", target]
+
+
+def relaunch(target, argv):
+    """Run ``target`` (see `command_for`) with ``argv`` in a new process with minidl's thread
+    settings, and return its exit status. Ctrl-C reaches both processes; this one waits for the
+    other to stop."""
+    child = subprocess.Popen([*command_for(target), *argv], env=environment_for())
+    try:
+        return child.wait()
+    except KeyboardInterrupt:
+        return child.wait()
+
+
+def run_script(path, main):
+    """The entry point of a benchmark script at ``path``: ``main()`` where this process was started
+    for it, else the script again in a process that was (`relaunch`). Returns the exit status."""
+    if started_for_benchmark():
+        return main() or 0
+    return relaunch(path, sys.argv[1:])
+
+
+def run_side(target, side, args):
+    """Run ``target`` (see `command_for`) with ``args`` in a process that measures ``side``
+    ("minidl" or "torch"), started as `environment_for` says. Returns the JSON object it printed
+    last (`report_side`); RuntimeError with the end of its stderr if it failed."""
+    done = subprocess.run([*command_for(target), *args], env=environment_for(side), capture_output=True, text=True)
     if done.returncode != 0:
-        raise RuntimeError(f"the {side} process of {os.path.basename(script)} failed:\n{done.stderr[-2000:]}")
+        raise RuntimeError(f"the {side} process of {os.path.basename(target)} failed:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def run_sides(script, args, rounds, sides=("minidl", "torch")):
+def run_sides(target, args, rounds, sides=("minidl", "torch")):
     """Measure each side in processes of its own (`run_side`), alternating (minidl, torch, minidl,
     torch, ...) for ``rounds`` rounds, so that neither framework's thread pools or settings reach
     the other's, and a slow spell of the machine falls on both. Returns ``{side: [the object each
@@ -191,7 +282,7 @@ def run_sides(script, args, rounds, sides=("minidl", "torch")):
     results = {side: [] for side in sides}
     for _ in range(rounds):
         for side in sides:
-            results[side].append(run_side(script, side, args))
+            results[side].append(run_side(target, side, args))
     return results
 
 
