@@ -8,7 +8,8 @@
 # `minidl train lenet5 --dataset mnist --device cuda` (only where the MNIST files are already in
 # $MINIDL_DATA: this machine may have no network); minidl's host time per kernel launch and its
 # kernels' first-call compile time (in an empty CuPy kernel cache); bench_train and bench_conv
-# beside PyTorch CUDA in full float32; bench_models for ResNet-18 and ResNet-50 at 224x224, batch
+# beside PyTorch CUDA in full float32; bench_im2col (the CUDA kernels' GB/s, PyTorch CUDA's
+# unfold/fold beside them); bench_models for ResNet-18 and ResNet-50 at 224x224, batch
 # 64 (step time and peak GPU memory); bench_train and bench_conv again with TF32 allowed.
 #
 # Every step runs under `timeout`, and the whole script under a budget (GPU_CHECK_BUDGET_S, default
@@ -272,6 +273,8 @@ step "bench_train --device cuda (float32)" 60 \
     with_json train_cuda.json "$PYTHON" benchmarks/bench_train.py --device cuda --steps 20
 step "bench_conv --device cuda --quick (float32)" 90 \
     with_json conv_cuda.json "$PYTHON" benchmarks/bench_conv.py --device cuda --quick --repeat 2
+step "bench_im2col --device cuda --quick" 60 \
+    with_json im2col_cuda.json "$PYTHON" benchmarks/bench_im2col.py --device cuda --quick --repeat 3
 step "bench_models resnet18 resnet50 224px batch 64" 150 \
     with_json models_cuda.json "$PYTHON" benchmarks/bench_models.py --device cuda --models resnet18 resnet50 \
     --batch 64 --image-size 224 --steps 3

@@ -1,4 +1,4 @@
-"""An im2col of your own for `python benchmarks/bench_im2col.py --impl examples/my_im2col.py`:
+"""An im2col of your own for `minidl bench im2col --impl examples/my_im2col.py`:
 NumPy's sliding windows over the padded image, in minidl's row and column order."""
 import numpy as np
 

@@ -192,3 +192,28 @@ def test_plot_draws_a_panel_per_implementation(tmp_path):
 
     height, width = imread(str(out)).shape[:2]
     assert height > width / 2  # two panels stacked: numpy's and my_im2col's
+
+
+@pytest.mark.gpu
+def test_on_cuda_every_implementation_runs_on_cupy_arrays(tmp_path, capsys):
+    """minidl's CUDA kernels and the reference on CuPy are columns, a module of yours is checked and
+    timed on CuPy arrays, and PyTorch's column is CUDA's (left out, and said so, where PyTorch sees no GPU)."""
+    from minidl import backend
+
+    try:
+        backend.cupy()
+    except backend.DeviceError as e:
+        pytest.skip(str(e))
+    out_json = tmp_path / "im2col.json"
+    bench_im2col.main(["--quick", "--device", "cuda", "--layers", "LeNet conv2,ResNet 1x1", "--repeat", "1",
+                       "--impl", os.path.join(ROOT, "examples", "my_im2col.py"), "--json", str(out_json)])
+    data = json.loads(out_json.read_text())
+    assert data["device"] == "cuda" and data["machine"]["gpu"][0].startswith("gpu ")
+    assert data["implementations"][:3] == ["numpy", "cuda", "my_im2col"]
+    conv2, one_by_one = (row["results"] for row in data["rows"])
+    assert conv2["cuda"]["im2col_gbps"] > 0 and conv2["cuda"]["col2im_gbps"] > 0 and conv2["my_im2col"]["im2col_s"] > 0
+    assert one_by_one["cuda"]["im2col_view"] and one_by_one["cuda"]["im2col_gbps"] is None
+    header = "\n".join(data["header"])
+    assert "cupy.copyto" in header and "on cuda, each call between device synchronisations" in header
+    assert ("torch" in conv2) != ("sees no CUDA device; its column is left out" in header)
+    assert "| LeNet conv2 |" in capsys.readouterr().out

@@ -12,7 +12,12 @@ of the batch size (VGG 3x3) and of the channel count (a 28x28 3x3 layer):
 - ``numba``: ``minidl.kernels.numba_impl`` (``-`` when Numba is not installed). The first
   call in the process (compilation, or loading the machine code from Numba's on-disk cache)
   is reported apart from the warm medians, and which of the two it was.
-  (On a GPU the CUDA kernels would be a fourth column; there are none yet.)
+
+With ``--device cuda`` every implementation runs on CuPy arrays, each call timed between device
+synchronisations: ``numpy`` is then the reference on CuPy (the same code, CuPy's array
+operations), ``cuda`` minidl's CUDA kernels (``minidl.kernels.cuda_impl``), a module of yours is
+given CuPy arrays, and PyTorch's column is unfold/fold on CUDA tensors; the ceiling is a copy in
+GPU memory. The loop and Numba versions are CPU code and are not offered there.
 
 - your own, with ``--impl mypkg.mymodule`` or ``--impl path/to/file.py`` (repeatable): a module
   with ``im2col`` and/or ``col2im`` of minidl's contract (see `check_contract`). Before any timing
@@ -51,13 +56,15 @@ import time
 
 import numpy as np
 
-from minidl.bench.common import (machine_header, machine_info, measured_side, median_time, report_side, round_times,
-                                 run_side, side_header, write_json)
+from minidl import backend
+from minidl.bench.common import (Device, machine_header, machine_info, measured_side, median_time, report_side,
+                                 round_times, run_side, side_header, write_json)
 from minidl.bench.conv import SUITE
 from minidl.kernels import conv_output_size
 from minidl.kernels import numpy_impl
 
-IMPLS = ("loop", "numpy", "numba")
+IMPLS = ("loop", "numpy", "numba")  # on the CPU
+CUDA_IMPLS = ("numpy", "cuda")  # on CuPy arrays
 LOOP_MAX = 200_000  # column elements the loop version is timed on, at most (~0.1-0.3 s a call)
 
 
@@ -161,19 +168,22 @@ def _first_wrong(got, expected, exact):
             f"({int(wrong.sum())} of {wrong.size} values wrong)")
 
 
-def _call(name, fname, fn, args, where):
+def _call(name, fname, fn, args, where, device):
+    """``fn(*args)`` as a host array; Rejected if it raised or returned no array of ``device``."""
     try:
         out = fn(*args)
     except Exception as e:  # any failure of the user's code rejects it, with what it raised
         raise Rejected(f"{name} {fname} {where}: raised {type(e).__name__}: {e}") from None
-    if not isinstance(out, np.ndarray):
-        raise Rejected(f"{name} {fname} {where}: returned a {type(out).__name__}, not a NumPy array")
-    return out
+    if not isinstance(out, np.ndarray if not device.cuda else backend.cupy().ndarray):
+        raise Rejected(f"{name} {fname} {where}: returned a {type(out).__name__}, not a "
+                       f"{'CuPy' if device.cuda else 'NumPy'} array")
+    return backend.as_numpy(out)
 
 
-def check_contract(name, im2col, col2im):
+def check_contract(name, im2col, col2im, device=Device()):
     """Raise Rejected unless ``im2col`` and ``col2im`` (either may be None) keep minidl's contract on
-    every case of CONTRACT_CASES, in float32 and in float64:
+    every case of CONTRACT_CASES, in float32 and in float64, on arrays of ``device`` (NumPy arrays,
+    or CuPy arrays on cuda):
 
     - ``im2col(x, kernel, stride, padding, dilation)`` returns the reference's (N, C*kh*kw, OH*OW)
       columns exactly, row ``(c*kh + i)*kw + j``, column ``oh*OW + ow``, in x's dtype;
@@ -193,24 +203,24 @@ def check_contract(name, im2col, col2im):
             ref_img = numpy_impl.col2im(c, shape, *geometry)
             col, img = ref_col, ref_img
             if im2col is not None:
-                kept = x.copy()
-                col = _call(name, "im2col", im2col, (x, *geometry), where)
+                given = device.array(x.copy())
+                col = _call(name, "im2col", im2col, (given, *geometry), where, device)
                 if col.shape != ref_col.shape or col.dtype != x.dtype:
                     raise Rejected(f"{name} im2col {where}: returned shape {col.shape} {col.dtype}; expected "
                                    f"{ref_col.shape} {x.dtype}")
                 if not np.array_equal(col, ref_col):
                     raise Rejected(f"{name} im2col {where}: {_first_wrong(col, ref_col, exact=True)}")
-                if not np.array_equal(x, kept):
+                if not np.array_equal(backend.as_numpy(given), x):
                     raise Rejected(f"{name} im2col {where}: changed its input x")
             if col2im is not None:
-                kept = c.copy()
-                img = _call(name, "col2im", col2im, (c, shape, *geometry), where)
+                given = device.array(c.copy())
+                img = _call(name, "col2im", col2im, (given, shape, *geometry), where, device)
                 if img.shape != shape or img.dtype != c.dtype:
                     raise Rejected(f"{name} col2im {where}: returned shape {img.shape} {img.dtype}; expected "
                                    f"{shape} {c.dtype}")
                 if not np.allclose(img, ref_img, rtol=1e-6, atol=1e-6):
                     raise Rejected(f"{name} col2im {where}: {_first_wrong(img, ref_img, exact=False)}")
-                if not np.array_equal(c, kept):
+                if not np.array_equal(backend.as_numpy(given), c):
                     raise Rejected(f"{name} col2im {where}: changed its input col")
             lhs, rhs = np.vdot(col.astype(np.float64), c), np.vdot(x.astype(np.float64), img)
             scale = np.vdot(np.abs(col).astype(np.float64), np.abs(c))
@@ -223,7 +233,11 @@ def load_impls(wanted):
     """name -> (im2col, col2im, module or None); Numba is left out when it is not installed."""
     impls = {}
     for name in wanted:
-        if name == "loop":
+        if name == "cuda":
+            from minidl.kernels import cuda_impl
+
+            impls[name] = (cuda_impl.im2col, cuda_impl.col2im, None)
+        elif name == "loop":
             impls[name] = (loop_im2col, loop_col2im, None)
         elif name == "numpy":
             impls[name] = (numpy_impl.im2col, numpy_impl.col2im, None)
@@ -254,12 +268,26 @@ def build_suite(quick, layers=None):
     return suite
 
 
-def copy_bandwidth(mib, repeat):
-    """GB/s of a large float32 np.copyto, counting the bytes read and the bytes written."""
-    src = np.random.default_rng(0).standard_normal(mib * 2 ** 18, dtype=np.float32)
-    dst = np.empty_like(src)
-    t = median_time(lambda: np.copyto(dst, src), repeat=repeat, number=1)
+def copy_bandwidth(mib, repeat, device=Device()):
+    """GB/s of a large float32 copy on ``device`` (np.copyto, or cupy.copyto between device
+    synchronisations), counting the bytes read and the bytes written."""
+    src = device.array(np.random.default_rng(0).standard_normal(mib * 2 ** 18, dtype=np.float32))
+    xp = backend.get_array_module(src)
+    dst = xp.empty_like(src)
+    t = median_time(synchronised(lambda: xp.copyto(dst, src), device), repeat=repeat, number=1)
     return 2 * src.nbytes / t / 1e9
+
+
+def synchronised(fn, device):
+    """``fn`` that returns once the device has done its work: on cuda, a call of ``fn`` and a
+    device synchronisation, so that a call's time is its kernels' and not their queueing."""
+    if not device.cuda:
+        return fn
+
+    def call():
+        fn()
+        device.sync()
+    return call
 
 
 def numba_first_call(mod, geometry):
@@ -290,8 +318,9 @@ def numba_first_call(mod, geometry):
     return out
 
 
-def check(impls, x, g, geometry, loop_batch, name):
-    """Abort unless every implementation agrees with the reference on x (im2col) and g (col2im)."""
+def check(impls, x, g, geometry, loop_batch, name, device):
+    """Abort unless every implementation agrees with the host's reference on x (im2col) and g
+    (col2im), given as arrays of ``device``."""
     kernel, stride, padding, dilation = geometry
     ref_col = numpy_impl.im2col(x, kernel, stride, padding, dilation)
     ref_img = numpy_impl.col2im(g, x.shape, kernel, stride, padding, dilation)
@@ -301,18 +330,18 @@ def check(impls, x, g, geometry, loop_batch, name):
         m = loop_batch if impl == "loop" else x.shape[0]
         if m == 0:
             continue
-        col = ref_col[:m] if im2col is None else im2col(x[:m], kernel, stride, padding, dilation)
+        col = ref_col[:m] if im2col is None else backend.as_numpy(im2col(device.array(x[:m]), *geometry))
         if col.shape != ref_col[:m].shape or not np.array_equal(col, ref_col[:m]):
             sys.exit(f"minidl bench im2col: {impl} im2col differs from the NumPy reference on {name} "
                      f"(input {x[:m].shape}, kernel {kernel}, stride {stride}, padding {padding}); not timing it")
-        img = ref_img[:m] if col2im is None else col2im(g[:m], x[:m].shape, kernel, stride, padding, dilation)
+        img = ref_img[:m] if col2im is None else backend.as_numpy(col2im(device.array(g[:m]), x[:m].shape, *geometry))
         if img.shape != ref_img[:m].shape or not np.allclose(img, ref_img[:m], rtol=1e-6, atol=1e-6):
             err = np.max(np.abs(img - ref_img[:m])) if img.shape == ref_img[:m].shape else "shape"
             sys.exit(f"minidl bench im2col: {impl} col2im differs from the NumPy reference on {name} "
                      f"(input {x[:m].shape}, kernel {kernel}; max abs error {err}); not timing it")
 
 
-def measure_layer(impls, name, shape, kernel, stride, padding, dilation, repeat, min_time, loop_max):
+def measure_layer(impls, name, shape, kernel, stride, padding, dilation, repeat, min_time, loop_max, device=Device()):
     rng = np.random.default_rng(0)
     x = rng.standard_normal(shape, dtype=np.float32)
     n, c, h, w = shape
@@ -323,7 +352,7 @@ def measure_layer(impls, name, shape, kernel, stride, padding, dilation, repeat,
     per_sample = col_shape[1] * col_shape[2]
     loop_batch = min(n, loop_max // per_sample)
     geometry = (kernel, stride, padding, dilation)
-    check(impls, x, g, geometry, loop_batch, name)
+    check(impls, x, g, geometry, loop_batch, name, device)
 
     workspace = g.nbytes
     traffic = x.nbytes + g.nbytes  # the image once and the columns once, either direction
@@ -339,17 +368,18 @@ def measure_layer(impls, name, shape, kernel, stride, padding, dilation, repeat,
             xs, gs, scale = x[:loop_batch], g[:loop_batch], n / loop_batch
             reps, number, mt = max(1, min(repeat, 3)), 1, None
         else:
-            xs, gs, scale, reps, number, mt = x, g, 1.0, repeat, None, min_time
+            xs, gs, scale, reps, number, mt = device.array(x), device.array(g), 1.0, repeat, None, min_time
         kw = {"repeat": reps, "number": number} if mt is None else {"repeat": reps, "min_time": mt}
         # The reference returns a read-only view of x (no copy) for a 1x1 kernel with unit stride
         # and no padding, and so does Numba: then there is no traffic to count.
-        view = impl != "loop" and im2col is not None and np.shares_memory(im2col(xs, *geometry), xs)
+        xp = backend.get_array_module(xs)
+        view = impl != "loop" and im2col is not None and bool(xp.may_share_memory(im2col(xs, *geometry), xs))
         for fname, fn in (("im2col", im2col and (lambda: im2col(xs, *geometry))),
                           ("col2im", col2im and (lambda: col2im(gs, xs.shape, *geometry)))):
             if fn is None:  # a module of yours with only one of the two
                 res[f"{fname}_s"] = res[f"{fname}_gbps"] = None
                 continue
-            rounds = round_times(fn, **kw)
+            rounds = round_times(synchronised(fn, device), **kw)
             t = statistics.median(rounds)
             moved = 0 if (fname == "im2col" and view) else traffic / scale
             res[f"{fname}_s"] = t * scale
@@ -367,7 +397,7 @@ def markdown_tables(rows, impls, copy_gbps):
         head = ["layer", "input", "k/s/p", "workspace MiB"]
         for impl in impls:
             head += [f"{impl} ms", f"{impl} GB/s"]
-        head.append("numba % copy" if "numba" in impls else "numpy % copy")
+        head.append(f"{next(i for i in ('cuda', 'numba', 'numpy') if i in impls)} % copy")
         lines.append(f"**{fname}**\n")
         lines.append("| " + " | ".join(head) + " |")
         lines.append("|" + "|".join(["---"] * 3 + ["---:"] * (len(head) - 3)) + "|")
@@ -384,7 +414,7 @@ def markdown_tables(rows, impls, copy_gbps):
                 cells.append(f"{res[f'{fname}_s'] * 1e3:.3f}{mark}")
                 gbps = res[f"{fname}_gbps"]
                 cells.append("view" if gbps is None else f"{gbps:.2f}" if gbps >= 1 else f"{gbps:.2g}")
-            best = row["results"].get("numba" if "numba" in impls else "numpy")
+            best = row["results"].get(next(i for i in ("cuda", "numba", "numpy") if i in impls))
             gbps = best and best[f"{fname}_gbps"]
             cells.append(f"{100 * gbps / copy_gbps:.0f}%" if gbps else "-")
             lines.append("| " + " | ".join(cells) + " |")
@@ -432,12 +462,20 @@ def plot(path, rows, impls, copy_gbps):
     print(f"wrote {path}", file=sys.stderr)
 
 
-def torch_child(suite, repeat, min_time):
-    """In the PyTorch process: per layer, unfold's and fold's times, or why they were not timed.
-    The inputs are drawn as measure_layer draws them, and checked against minidl's NumPy
-    reference (NumPy code: it starts no threads) before any timing."""
+def torch_child(suite, repeat, min_time, device="cpu"):
+    """In the PyTorch process: per layer, unfold's and fold's times, or why they were not timed,
+    on ``device`` ("cpu", or "cuda": each call then between device synchronisations). The inputs
+    are drawn as measure_layer draws them, and checked against minidl's NumPy reference (NumPy
+    code: it starts no threads) before any timing."""
     import torch
     import torch.nn.functional as F
+
+    if device == "cuda" and not torch.cuda.is_available():
+        return {"header": side_header(torch), "unavailable": f"torch {torch.__version__} sees no CUDA device"}
+
+    def sync():
+        if device == "cuda":
+            torch.cuda.synchronize()
 
     out = {}
     for name, shape, kernel, stride, padding, dilation in suite:
@@ -446,9 +484,9 @@ def torch_child(suite, repeat, min_time):
         ref_col = numpy_impl.im2col(x, kernel, stride, padding, dilation)
         g = rng.standard_normal(ref_col.shape, dtype=np.float32)
         ref_img = numpy_impl.col2im(g, shape, kernel, stride, padding, dilation)
-        xt, gt = torch.from_numpy(x), torch.from_numpy(g)
+        xt, gt = torch.from_numpy(x).to(device), torch.from_numpy(g).to(device)
         geometry = {"kernel_size": kernel, "dilation": dilation, "padding": padding, "stride": stride}
-        col, img = F.unfold(xt, **geometry).numpy(), F.fold(gt, shape[2:], **geometry).numpy()
+        col, img = F.unfold(xt, **geometry).cpu().numpy(), F.fold(gt, shape[2:], **geometry).cpu().numpy()
         if col.shape != ref_col.shape or not np.array_equal(col, ref_col):
             out[name] = {"rejected": "unfold differs from minidl's im2col"}
             continue
@@ -456,8 +494,8 @@ def torch_child(suite, repeat, min_time):
             out[name] = {"rejected": "fold differs from minidl's col2im"}
             continue
         res = {}
-        for fname, fn in (("im2col", lambda: F.unfold(xt, **geometry)),
-                          ("col2im", lambda: F.fold(gt, shape[2:], **geometry))):
+        for fname, fn in (("im2col", lambda: (F.unfold(xt, **geometry), sync())),
+                          ("col2im", lambda: (F.fold(gt, shape[2:], **geometry), sync()))):
             rounds = round_times(fn, repeat=repeat, min_time=min_time)
             res[f"{fname}_s"], res[f"{fname}_min_s"], res[f"{fname}_max_s"] = (statistics.median(rounds),
                                                                                min(rounds), max(rounds))
@@ -493,8 +531,10 @@ def compare(path_a, path_b):
             runs.append(json.load(f))
     for tag, path, run in (("a", path_a, runs[0]), ("b", path_b, runs[1])):
         m = run.get("machine") or {}
-        print(f"{tag}: {path}: {m.get('cpu', '?')}, {m.get('logical_cpus', '?')} CPUs, {m.get('blas', '?')}, numpy "
-              f"{m.get('numpy', '?')}, numba {m.get('numba', '?')}; copy bandwidth {run['copy_gbps']:.2f} GB/s")
+        gpu = f"; on {(m.get('gpu') or ['cuda'])[0]}" if run.get("device") == "cuda" else ""
+        print(f"{tag}: {path}: {m.get('cpu', '?')}, {m.get('logical_cpus', '?')} CPUs, {m.get('blas', '?')} "
+              f"({m.get('blas_kernel') or '?'} kernels), numpy {m.get('numpy', '?')}, numba {m.get('numba', '?')}{gpu}; "
+              f"copy bandwidth {run['copy_gbps']:.2f} GB/s")
     rows_b = {(r["layer"], tuple(r["input"])): r for r in runs[1]["rows"]}
     print(f"\n{'layer':<20} {'impl':<10} {'op':<7} {'a ms':>9} {'b ms':>9} {'a GB/s':>8} {'b GB/s':>8} {'b/a speed':>10}")
     for row_a in runs[0]["rows"]:
@@ -521,7 +561,8 @@ def main(argv=None, prog=None):
     p.add_argument("--repeat", type=int, default=None, help="rounds per measurement (default 5, 3 with --quick)")
     p.add_argument("--layers", default=None,
                    help="comma-separated substrings: time only the layers whose name contains one")
-    p.add_argument("--impls", default=",".join(IMPLS), help=f"which of {','.join(IMPLS)} to time")
+    p.add_argument("--impls", default=None, help=f"which of minidl's to time (default: all): {','.join(IMPLS)} on the "
+                                                 f"CPU, {','.join(CUDA_IMPLS)} on cuda")
     p.add_argument("--impl", action="append", default=[], metavar="MODULE",
                    help="also time your own im2col and/or col2im: a .py file or a dotted module name (repeatable); "
                         "it is checked against the contract first, and not timed if it breaks it")
@@ -532,30 +573,40 @@ def main(argv=None, prog=None):
     p.add_argument("--plot", default=None, help="PNG: per implementation, GB/s per layer and sweep against the copy "
                                                 "ceiling (needs matplotlib)")
     p.add_argument("--no-torch", action="store_true", help="leave PyTorch's unfold/fold out")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                   help="where every implementation runs: cpu (NumPy arrays), or cuda (CuPy arrays; minidl's CUDA "
+                        "kernels and PyTorch CUDA's unfold/fold)")
     p.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"), default=None,
                    help="print two runs' --json side by side, with the ratio of their speeds, and exit")
     args = p.parse_args(argv)
     if args.compare:
         return compare(*args.compare)
-    if measured_side() == "torch":  # the PyTorch process that main started below
-        repeat = args.repeat or (3 if args.quick else 5)
-        return report_side(torch_child(build_suite(args.quick, args.layers), repeat, 0.05 if args.quick else 0.2))
     repeat = args.repeat or (3 if args.quick else 5)
     min_time = 0.05 if args.quick else 0.2
-    wanted = [name.strip() for name in args.impls.split(",") if name.strip()]
-    unknown = set(wanted) - set(IMPLS)
+    if measured_side() == "torch":  # the PyTorch process that main started below
+        return report_side(torch_child(build_suite(args.quick, args.layers), repeat, min_time, args.device))
+    offered = CUDA_IMPLS if args.device == "cuda" else IMPLS
+    wanted = [name.strip() for name in (args.impls or ",".join(offered)).split(",") if name.strip()]
+    unknown = set(wanted) - set(offered)
     if unknown:
-        p.error(f"unknown implementations: {', '.join(sorted(unknown))}")
+        p.error(f"unknown implementations on {args.device}: {', '.join(sorted(unknown))}; expected some of "
+                f"{','.join(offered)}")
     if "numpy" not in wanted:
         wanted.insert(0, "numpy")  # the reference is always timed: everything is checked against it
-    impls = load_impls([name for name in IMPLS if name in wanted])
+    if args.device == "cuda":
+        try:
+            backend.cupy()
+        except backend.DeviceError as e:
+            p.exit(2, f"{p.prog}: error: {e}\n")
+    device = Device(args.device)
+    impls = load_impls([name for name in offered if name in wanted])
     rejected = []
     for spec in args.impl:
         try:
             name, im2col, col2im = load_user_impl(spec)
             if name in impls:
                 raise Rejected(f"--impl {spec}: {name!r} is taken; rename the module")
-            check_contract(name, im2col, col2im)
+            check_contract(name, im2col, col2im, device)
         except Rejected as e:
             rejected.append((spec, str(e)))
             print(f"minidl bench im2col: rejected, not timed: {e}", file=sys.stderr)
@@ -565,7 +616,7 @@ def main(argv=None, prog=None):
     if not suite:
         p.error(f"no layer matches --layers {args.layers!r}")
 
-    header = list(machine_header())
+    header = list(machine_header(device))
     for spec in args.impl:
         header.append(f"--impl {spec}: " + ("rejected (not timed)" if spec in dict(rejected)
                                             else "passed the contract check on every case, float32 and float64"))
@@ -578,17 +629,19 @@ def main(argv=None, prog=None):
     elif "numba" in wanted:
         header.append("numba column shown as -")
     copy_mib = 64 if args.quick else 256
-    copy_gbps = copy_bandwidth(copy_mib, repeat)
-    header.append(f"copy bandwidth (np.copyto, {copy_mib} MiB float32, read + write): {copy_gbps:.2f} GB/s")
-    # CUDA: minidl has no CUDA im2col/col2im yet (see minidl/kernels/__init__.py); when it does,
-    # time it here as another implementation on CuPy arrays, synchronising the device per call.
+    copy_gbps = copy_bandwidth(copy_mib, repeat, device)
+    header.append(f"copy bandwidth ({'cupy' if device.cuda else 'np'}.copyto, {copy_mib} MiB float32, read + write): "
+                  f"{copy_gbps:.2f} GB/s")
 
     # PyTorch's process runs before and after minidl's measurements, so a slow spell of the
     # machine falls on both sides.
     with_torch = not args.no_torch and importlib.util.find_spec("torch") is not None
     forwarded = list(argv if argv is not None else sys.argv[1:])
     torch_runs = [run_side("im2col", "torch", forwarded)] if with_torch else []
-    rows = [measure_layer(impls, name, *geo, repeat, min_time, args.loop_max) for name, *geo in suite]
+    if torch_runs and "unavailable" in torch_runs[0]:
+        header.append(f"torch: {torch_runs[0]['unavailable']}; its column is left out")
+        with_torch = False
+    rows = [measure_layer(impls, name, *geo, repeat, min_time, args.loop_max, device) for name, *geo in suite]
     if with_torch:
         torch_runs.append(run_side("im2col", "torch", forwarded))
         add_torch_results(rows, torch_runs)
@@ -602,13 +655,17 @@ def main(argv=None, prog=None):
                 res[f"{fname}_copy_fraction"] = gbps / copy_gbps if gbps else None
     if hasattr(os, "getloadavg"):  # other work on the machine skews every number below
         header.append("load average (1, 5, 15 min) after the run: " + ", ".join(f"{v:.2f}" for v in os.getloadavg()))
-    header += ["", f"float32, median of {repeat} rounds (loop: at most 3, one call each); GB/s = (image bytes + "
-               "column bytes) / time; workspace = the column matrix; 'view' = im2col returned a view of the "
-               "input (no copy); * = loop timed on the first samples of the batch only (`loop_batch` in the "
-               f"JSON) and scaled to the full batch; - = not timed (loop: one sample over --loop-max "
-               f"{args.loop_max} elements; numba: not installed). % copy over 100: the layer's arrays fit in the "
-               "caches, which the copy's do not. The numba first call includes starting its thread pool. "
-               "CUDA: no kernels yet.", ""]
+    if device.cuda:
+        notes = ("on cuda, each call between device synchronisations, median of {repeat} rounds; - = not timed "
+                 "(yours: it has only the other function)")
+    else:
+        notes = ("on the CPU, median of {repeat} rounds (loop: at most 3, one call each); * = loop timed on the first "
+                 "samples of the batch only (`loop_batch` in the JSON) and scaled to the full batch; - = not timed "
+                 f"(loop: one sample over --loop-max {args.loop_max} elements; numba: not installed; yours: it has "
+                 "only the other function). The numba first call includes starting its thread pool")
+    header += ["", f"float32 {notes.format(repeat=repeat)}. GB/s = (image bytes + column bytes) / time; workspace = "
+               "the column matrix; 'view' = im2col returned a view of the input (no copy). % copy over 100: the "
+               "layer's arrays fit in the caches, which the copy's do not.", ""]
     lines = header + markdown_tables(rows, list(impls), copy_gbps)
     text = "\n".join(lines)
     print(text)
@@ -618,7 +675,9 @@ def main(argv=None, prog=None):
         print(f"wrote {args.markdown}", file=sys.stderr)
     if args.plot:
         plot(args.plot, rows, list(impls), copy_gbps)
-    write_json(args.json, {"machine": machine_info(), "quick": args.quick, "repeat": repeat, "dtype": "float32",
+    machine = {**machine_info(), "copy_gbps": copy_gbps, "gpu": device.header() if device.cuda else None}
+    write_json(args.json, {"machine": machine, "device": args.device, "quick": args.quick, "repeat": repeat,
+                           "dtype": "float32",
                            "implementations": list(impls), "rejected": dict(rejected), "copy_gbps": copy_gbps,
                            "copy_mib": copy_mib, "numba_first_call": first, "loop_max": args.loop_max,
                            "header": header, "rows": rows})
