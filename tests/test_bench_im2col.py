@@ -161,8 +161,10 @@ def test_the_minidl_command_times_your_kernel_next_to_pytorchs_in_processes_of_t
     assert res["torch"]["im2col_min_s"] <= res["torch"]["im2col_s"]
     header = "\n".join(data["header"])
     assert "torch processes (before and after minidl's timings; medians of their medians): torch 2" in header
-    # minidl measured with its thread settings; PyTorch from the environment as the user gave it
+    # minidl measured with its thread settings, PyTorch never imported; PyTorch from the environment as the
+    # user gave it
     assert "thread settings: {" in header and "'OPENBLAS_THREAD_TIMEOUT': '4'" in header
+    assert "torch threads" not in header
     assert header.split("torch processes")[1].split("\n")[0].endswith("thread settings: library defaults")
     assert data["machine"]["threads"]["OMP_WAIT_POLICY"] == "PASSIVE"
 

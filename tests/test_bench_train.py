@@ -28,3 +28,23 @@ def test_each_framework_in_its_own_processes(tmp_path):
     assert "each framework in 1 process(es) of its own, alternating" in out
     row = json.loads((tmp_path / "out.json").read_text())["rows"][0]
     assert row["batch_size"] == 8 and row["minidl_images_per_s"] > 0 and row["torch_images_per_s"] > 0
+
+
+def test_a_benchmark_process_gets_minidl_settings_and_pytorchs_gets_the_users_environment(monkeypatch):
+    from minidl.bench import common
+
+    for name in THREAD_VARIABLES + ("MINIDL_BENCH_SIDE",):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the user's own choice: every process keeps it
+    user = dict(os.environ)
+    ours = common.environment_for()
+    assert ours["OMP_WAIT_POLICY"] == "PASSIVE" and ours["OPENBLAS_THREAD_TIMEOUT"] == "4"
+    assert ours["NUMBA_NUM_THREADS"] == "1" and ours["OMP_NUM_THREADS"] == "1"
+    assert set(ours["MINIDL_BENCH_ADDED"].split(",")) == {"OMP_WAIT_POLICY", "NUMBA_NUM_THREADS",
+                                                          "OPENBLAS_THREAD_TIMEOUT"}
+    assert common.environment_for("torch") == {**user, "MINIDL_BENCH_SIDE": "torch"}
+    # in the process started with them, the user's environment is still known, for PyTorch's processes
+    monkeypatch.setattr(os, "environ", dict(ours))
+    assert common.started_for_benchmark() and common.user_environment() == user
+    assert common.environment_for("torch") == {**user, "MINIDL_BENCH_SIDE": "torch"}
+    assert common.environment_for("minidl") == {**ours, "MINIDL_BENCH_SIDE": "minidl"}

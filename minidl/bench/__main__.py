@@ -5,4 +5,7 @@ from minidl.bench import BENCHMARKS, run
 
 if len(sys.argv) < 2 or sys.argv[1] not in BENCHMARKS:
     sys.exit(f"usage: python -m minidl.bench {{{','.join(BENCHMARKS)}}} [options]")
-sys.exit(run(sys.argv[1], sys.argv[2:]))
+try:
+    sys.exit(run(sys.argv[1], sys.argv[2:]))
+except KeyboardInterrupt:  # Ctrl-C: the process that started this one says so
+    sys.exit(130)

@@ -69,9 +69,11 @@ def try_import_torch():
     return torch
 
 
-def machine_header(device=None):
+def machine_header(device=None, torch_too=True):
     """Lines naming the machine, versions and thread settings, for the top of every report; with a
-    CUDA `Device`, the GPU, its driver and CUDA runtime, and CuPy's version and TF32 setting too."""
+    CUDA `Device`, the GPU, its driver and CUDA runtime, and CuPy's version and TF32 setting too.
+    PyTorch's version and threads are asked of PyTorch, which imports it: a process that measures
+    minidl passes ``torch_too=False``, so that PyTorch's thread pools never start in it."""
     import minidl
 
     lines = [
@@ -93,7 +95,7 @@ def machine_header(device=None):
                      f"(threading layer chosen on first parallel call)")
     except ImportError:
         lines.append("numba: not installed")
-    torch = try_import_torch()
+    torch = try_import_torch() if torch_too else None
     if torch is not None:
         lines.append(f"torch {torch.__version__}, torch threads {torch.get_num_threads()}")
     lines.append(f"thread settings: {thread_settings()}")

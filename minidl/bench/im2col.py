@@ -616,7 +616,7 @@ def main(argv=None, prog=None):
     if not suite:
         p.error(f"no layer matches --layers {args.layers!r}")
 
-    header = list(machine_header(device))
+    header = machine_header(device, torch_too=False)  # this process measures minidl: PyTorch stays out of it
     for spec in args.impl:
         header.append(f"--impl {spec}: " + ("rejected (not timed)" if spec in dict(rejected)
                                             else "passed the contract check on every case, float32 and float64"))
@@ -636,6 +636,8 @@ def main(argv=None, prog=None):
     # PyTorch's process runs before and after minidl's measurements, so a slow spell of the
     # machine falls on both sides.
     with_torch = not args.no_torch and importlib.util.find_spec("torch") is not None
+    if not args.no_torch and not with_torch:
+        header.append("torch: not installed, so no unfold/fold column")
     forwarded = list(argv if argv is not None else sys.argv[1:])
     torch_runs = [run_side("im2col", "torch", forwarded)] if with_torch else []
     if torch_runs and "unavailable" in torch_runs[0]:
