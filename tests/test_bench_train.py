@@ -48,3 +48,14 @@ def test_a_benchmark_process_gets_minidl_settings_and_pytorchs_gets_the_users_en
     assert common.started_for_benchmark() and common.user_environment() == user
     assert common.environment_for("torch") == {**user, "MINIDL_BENCH_SIDE": "torch"}
     assert common.environment_for("minidl") == {**ours, "MINIDL_BENCH_SIDE": "minidl"}
+
+
+@pytest.mark.parametrize("name", ["im2col", "conv", "train"])
+def test_the_minidl_command_runs_each_benchmark_in_a_process_of_its_own(name, capfd):
+    from minidl import cli
+
+    assert cli.main(["bench", name, "--help"]) == 0
+    out = capfd.readouterr().out
+    assert out.startswith(f"usage: minidl bench {name} ") and "--json" in out
+    assert cli.main(["bench", name, "--no-such-option"]) == 2  # the benchmark's own parser refused it
+    assert "unrecognized arguments: --no-such-option" in capfd.readouterr().err
