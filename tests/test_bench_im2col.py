@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from minidl.bench import im2col as bench_im2col
-from minidl.bench.common import ADDED_VARIABLE
 from minidl.kernels import numpy_impl
+from test_bench_train import THREAD_VARIABLES  # what minidl's processes add; a user starts without them
 
 GEOMETRIES = [  # input shape, kernel, stride, padding, dilation
     ((2, 3, 7, 6), (3, 3), (1, 1), (0, 0), (1, 1)),
@@ -132,11 +132,6 @@ def test_json_records_the_machine_and_spread_and_compare_prints_two_runs_side_by
     ratio = res["col2im_s"] / b["col2im_s"]
     assert re.search(rf"LeNet conv2 +numpy +col2im .* {ratio:.2f}x", out), out
     assert out.startswith(f"a: {paths[0]}: ") and "copy bandwidth" in out
-
-
-# What minidl's processes add to the environment (minidl.bench.common.minidl_settings); a user
-# starts the command without them.
-THREAD_VARIABLES = ("OMP_WAIT_POLICY", "NUMBA_NUM_THREADS", "OPENBLAS_THREAD_TIMEOUT", ADDED_VARIABLE)
 
 
 def minidl_bench(*args, timeout=300):

@@ -1,6 +1,6 @@
 """im2col / col2im speed: every implementation, in GB/s next to the machine's copy bandwidth.
 
-Implementations timed, on the standard layers of ``bench_conv.SUITE`` (float32) plus a sweep
+Implementations timed, on the standard layers of ``minidl.bench.conv.SUITE`` (float32) plus a sweep
 of the batch size (VGG 3x3) and of the channel count (a 28x28 3x3 layer):
 
 - ``loop``: explicit Python loops over n, c, i, j, oh, ow, defined below. It exists to show
@@ -13,12 +13,6 @@ of the batch size (VGG 3x3) and of the channel count (a 28x28 3x3 layer):
   call in the process (compilation, or loading the machine code from Numba's on-disk cache)
   is reported apart from the warm medians, and which of the two it was.
 
-With ``--device cuda`` every implementation runs on CuPy arrays, each call timed between device
-synchronisations: ``numpy`` is then the reference on CuPy (the same code, CuPy's array
-operations), ``cuda`` minidl's CUDA kernels (``minidl.kernels.cuda_impl``), a module of yours is
-given CuPy arrays, and PyTorch's column is unfold/fold on CUDA tensors; the ceiling is a copy in
-GPU memory. The loop and Numba versions are CPU code and are not offered there.
-
 - your own, with ``--impl mypkg.mymodule`` or ``--impl path/to/file.py`` (repeatable): a module
   with ``im2col`` and/or ``col2im`` of minidl's contract (see `check_contract`). Before any timing
   it must pass `check_contract` on every case of ``CONTRACT_CASES`` in float32 and float64; one
@@ -29,6 +23,12 @@ GPU memory. The loop and Numba versions are CPU code and are not offered there.
   run in processes of their own, as every comparison with another framework here does, one before
   minidl's timings and one after. Each checks them against minidl's NumPy reference on every layer
   before timing them.
+
+With ``--device cuda`` every implementation runs on CuPy arrays, each call timed between device
+synchronisations: ``numpy`` is then the reference on CuPy (the same code, CuPy's array
+operations), ``cuda`` minidl's CUDA kernels (``minidl.kernels.cuda_impl``), a module of yours is
+given CuPy arrays, and PyTorch's column is unfold/fold on CUDA tensors; the ceiling is a copy in
+GPU memory. The loop and Numba versions are CPU code and are not offered there.
 
 For each: the median time, the effective bandwidth ``(bytes read + bytes written) / time``
 counting the least traffic the operation needs (the image once and the columns once, for
@@ -42,8 +42,8 @@ Before any timing, every implementation's output is checked against the referenc
                         [--json out.json] [--markdown out.md] [--plot out.png]
     minidl bench im2col --compare a.json b.json   # two runs (two machines) side by side
 
-The JSON records the machine (CPU model, logical CPUs, NumPy's BLAS and its configuration,
-versions, thread settings) and, per layer and implementation, the median, min and max time, the
+The JSON records the machine (CPU model, logical CPUs, NumPy's BLAS, the kernels it chose for this
+CPU and its configuration, versions, thread settings, the copy bandwidth, the GPU on cuda) and, per layer and implementation, the median, min and max time, the
 GB/s and its fraction of the copy bandwidth.
 """
 import argparse
@@ -318,9 +318,10 @@ def numba_first_call(mod, geometry):
     return out
 
 
-def check(impls, x, g, geometry, loop_batch, name, device):
+def check(impls, x, g, on_device, geometry, loop_batch, name):
     """Abort unless every implementation agrees with the host's reference on x (im2col) and g
-    (col2im), given as arrays of ``device``."""
+    (col2im), given as ``on_device``, their copies on the device the implementations run on."""
+    xd, gd = on_device
     kernel, stride, padding, dilation = geometry
     ref_col = numpy_impl.im2col(x, kernel, stride, padding, dilation)
     ref_img = numpy_impl.col2im(g, x.shape, kernel, stride, padding, dilation)
@@ -330,11 +331,11 @@ def check(impls, x, g, geometry, loop_batch, name, device):
         m = loop_batch if impl == "loop" else x.shape[0]
         if m == 0:
             continue
-        col = ref_col[:m] if im2col is None else backend.as_numpy(im2col(device.array(x[:m]), *geometry))
+        col = ref_col[:m] if im2col is None else backend.as_numpy(im2col(xd[:m], *geometry))
         if col.shape != ref_col[:m].shape or not np.array_equal(col, ref_col[:m]):
             sys.exit(f"minidl bench im2col: {impl} im2col differs from the NumPy reference on {name} "
                      f"(input {x[:m].shape}, kernel {kernel}, stride {stride}, padding {padding}); not timing it")
-        img = ref_img[:m] if col2im is None else backend.as_numpy(col2im(device.array(g[:m]), x[:m].shape, *geometry))
+        img = ref_img[:m] if col2im is None else backend.as_numpy(col2im(gd[:m], x[:m].shape, *geometry))
         if img.shape != ref_img[:m].shape or not np.allclose(img, ref_img[:m], rtol=1e-6, atol=1e-6):
             err = np.max(np.abs(img - ref_img[:m])) if img.shape == ref_img[:m].shape else "shape"
             sys.exit(f"minidl bench im2col: {impl} col2im differs from the NumPy reference on {name} "
@@ -352,7 +353,8 @@ def measure_layer(impls, name, shape, kernel, stride, padding, dilation, repeat,
     per_sample = col_shape[1] * col_shape[2]
     loop_batch = min(n, loop_max // per_sample)
     geometry = (kernel, stride, padding, dilation)
-    check(impls, x, g, geometry, loop_batch, name, device)
+    xd, gd = device.array(x), device.array(g)  # on cuda, copied once for the check and every timing
+    check(impls, x, g, (xd, gd), geometry, loop_batch, name)
 
     workspace = g.nbytes
     traffic = x.nbytes + g.nbytes  # the image once and the columns once, either direction
@@ -368,7 +370,7 @@ def measure_layer(impls, name, shape, kernel, stride, padding, dilation, repeat,
             xs, gs, scale = x[:loop_batch], g[:loop_batch], n / loop_batch
             reps, number, mt = max(1, min(repeat, 3)), 1, None
         else:
-            xs, gs, scale, reps, number, mt = device.array(x), device.array(g), 1.0, repeat, None, min_time
+            xs, gs, scale, reps, number, mt = xd, gd, 1.0, repeat, None, min_time
         kw = {"repeat": reps, "number": number} if mt is None else {"repeat": reps, "min_time": mt}
         # The reference returns a read-only view of x (no copy) for a 1x1 kernel with unit stride
         # and no padding, and so does Numba: then there is no traffic to count.
